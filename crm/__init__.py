@@ -1,0 +1,1 @@
+"""The clinic CRM's domain: no Streamlit imports anywhere in this package."""

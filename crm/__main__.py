@@ -1,0 +1,5 @@
+"""`python -m crm`: the command-line interface."""
+
+from crm.cli import main
+
+main()

@@ -1,0 +1,31 @@
+"""The HTTP routes served beside the Streamlit app by the same `streamlit run` process."""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+from sqlalchemy import text
+
+from crm import db
+
+
+async def health(_request: Request) -> JSONResponse:
+    """200 when the database answers, 503 otherwise (for load balancers and monitoring)."""
+    try:
+        with db.get_engine().connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
+        return JSONResponse({"status": "error", "database": type(exc).__name__}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+def routes() -> list[BaseRoute]:
+    """Every route the app serves besides Streamlit's own."""
+    return [Route("/api/health", health, methods=["GET"])]
+
+
+def middleware() -> list[Middleware]:
+    """Middleware around every request (CORS for the intake API is added there)."""
+    return []

@@ -1,0 +1,43 @@
+"""Entry point: the router (who is signed in, which screens they get) and the HTTP routes.
+
+Streamlit runs this file as __main__ for every session; `streamlit run` also finds the
+`app = st.App(...)` below and serves its routes (the website's intake API) on the same port.
+"""
+
+from pathlib import Path
+
+import streamlit as st
+
+from crm import access
+from ui import context
+
+ROOT = Path(__file__).parent
+
+
+def navigation() -> None:
+    """Build the navigation from the signed-in actor's permissions and run the page."""
+    st.set_page_config(page_title="Clinic CRM", page_icon=":material/healing:", layout="wide")
+    context.engine()
+    actor = context.actor()
+    public = st.Page(access.PUBLIC_FORM_PAGE, title="Request a free consultation", icon=":material/edit_note:")
+    if actor is None:
+        login = st.Page(access.LOGIN_PAGE, title="Staff sign-in", icon=":material/login:")
+        st.navigation([public, login], position="hidden").run()
+        return
+    perms = access.permissions(actor)
+    allowed = [row for row in access.STAFF_PAGES if row[3] in perms and (ROOT / row[0]).exists()]
+    pages = [
+        st.Page(path, title=title, icon=icon, default=(i == 0))
+        for i, (path, title, icon, _perm) in enumerate(allowed)
+    ]
+    st.navigation({"Workspace": pages, "Public": [public]}).run()
+
+
+if __name__ == "__main__":
+    navigation()
+else:
+    from crm.http import middleware, routes
+    from crm.settings import get_settings
+
+    get_settings()  # a bad environment variable stops the server at start, naming it
+    app = st.App(__file__, routes=routes(), middleware=middleware())

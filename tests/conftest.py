@@ -70,3 +70,21 @@ def session(engine: Engine) -> Iterator[Session]:
 def sqlite_session(sqlite_engine: Engine) -> Iterator[Session]:
     with Session(sqlite_engine, expire_on_commit=False) as s:
         yield s
+
+
+_pg_passed = 0
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    global _pg_passed
+    if report.when == "call" and report.passed and "postgresql" in report.nodeid:
+        _pg_passed += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (CRM_REQUIRE_POSTGRES=1) a run in which no PostgreSQL test passed is a failure."""
+    if os.environ.get("CRM_REQUIRE_POSTGRES") == "1" and _pg_passed == 0 and exitstatus == 0:
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            return  # the controller process decides, from the reports it collects
+        print("\nCI FAILED: no PostgreSQL test ran; the PostgreSQL half of the suite was skipped")
+        session.exitstatus = 1

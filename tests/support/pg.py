@@ -125,6 +125,33 @@ def _others_can_traverse(path: Path) -> bool:
     return True
 
 
+STALE_AFTER_S = 3600.0
+
+
+def _sweep_stale(parent: Path) -> None:
+    """Remove ``crm-pg-*`` dirs left by runs that were killed hard (best effort).
+
+    Only dirs untouched for an hour whose postmaster is gone (no ``postmaster.pid``,
+    or its PID no longer exists) are removed, so a live server is never touched.
+    """
+    now = time.time()
+    for old in parent.glob("crm-pg-*"):
+        try:
+            if now - old.stat().st_mtime < STALE_AFTER_S:
+                continue
+            pid_file = old / "data" / "postmaster.pid"
+            if pid_file.exists():
+                pid = int(pid_file.read_text().split()[0])
+                try:
+                    os.kill(pid, 0)
+                    continue  # still running
+                except ProcessLookupError:
+                    pass
+            shutil.rmtree(old, ignore_errors=True)
+        except (OSError, ValueError, IndexError):
+            continue
+
+
 def _make_base_dir(tmp_dir: Path | str | None, as_other_user: bool) -> Path:
     """A fresh directory for the data dir and log, reachable by the server's user."""
     parents: list[Path | None] = []
@@ -137,6 +164,7 @@ def _make_base_dir(tmp_dir: Path | str | None, as_other_user: bool) -> Path:
             parent.mkdir(parents=True, exist_ok=True)
         base = Path(tempfile.mkdtemp(prefix="crm-pg-", dir=parent))
         if not as_other_user or _others_can_traverse(base.parent):
+            _sweep_stale(base.parent)
             return base
         base.rmdir()
     raise RuntimeError("no temporary directory reachable by the PostgreSQL test user")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import zipcodes
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from crm.models import Service, ServiceArea
 
@@ -69,7 +69,7 @@ def seed_defaults(session: Session) -> None:
 def area_rules(session: Session) -> list[AreaRule]:
     """The active service areas with their matching rules."""
     rows = session.exec(
-        select(ServiceArea).where(ServiceArea.active == True).order_by(ServiceArea.sort_order)  # noqa: E712
+        select(ServiceArea).where(col(ServiceArea.active).is_(True)).order_by(col(ServiceArea.sort_order))
     ).all()
     return [
         AreaRule(
@@ -118,13 +118,13 @@ def resolve_area(rules: list[AreaRule], *, zip_code: str | None, city: str | Non
 
 def services(session: Session, *, active_only: bool = True) -> list[tuple[int, str]]:
     """The service catalogue as (id, name), in display order."""
-    query = select(Service.id, Service.name).order_by(Service.sort_order, Service.name)
+    query = select(col(Service.id), col(Service.name)).order_by(col(Service.sort_order), col(Service.name))
     if active_only:
-        query = query.where(Service.active == True)  # noqa: E712
-    return [(int(i), n) for i, n in session.exec(query).all()]
+        query = query.where(col(Service.active).is_(True))
+    return [(int(i or 0), n) for i, n in session.exec(query).all()]
 
 
 def areas(session: Session) -> list[tuple[int, str]]:
     """The service areas as (id, name), in display order."""
-    query = select(ServiceArea.id, ServiceArea.name).order_by(ServiceArea.sort_order)
-    return [(int(i), n) for i, n in session.exec(query).all()]
+    query = select(col(ServiceArea.id), col(ServiceArea.name)).order_by(col(ServiceArea.sort_order))
+    return [(int(i or 0), n) for i, n in session.exec(query).all()]

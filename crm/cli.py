@@ -13,6 +13,42 @@ def main() -> None:
     """Clinic CRM administration: database, demo data, users, API keys, imports, metrics."""
 
 
+@main.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False))
+def backup_command(path: str) -> None:
+    """Write a consistent copy of the database to PATH (safe while the app runs)."""
+    from pathlib import Path
+
+    from crm import backup
+    from crm.settings import get_settings
+
+    try:
+        target = backup.backup(url=get_settings().database_url, target=Path(path))
+    except CRMError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"Backup written to {target} ({target.stat().st_size:,} bytes)")
+
+
+@main.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="Don't ask for confirmation.")
+def restore_command(path: str, yes: bool) -> None:
+    """Replace the database with the backup at PATH (stop the app first)."""
+    from pathlib import Path
+
+    from crm import backup
+    from crm.settings import get_settings
+
+    url = get_settings().database_url
+    if not yes:
+        click.confirm(f"Replace the database at {url} with {path}?", abort=True)
+    try:
+        backup.restore(url=url, source=Path(path))
+    except CRMError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"Restored {path}")
+
+
 @main.group("db")
 def db_group() -> None:
     """Database schema commands."""

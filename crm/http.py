@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
-from sqlalchemy import text
 
 from crm import db
 

@@ -49,6 +49,29 @@ def restore_command(path: str, yes: bool) -> None:
     click.echo(f"Restored {path}")
 
 
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def import_command(path: str) -> None:
+    """Import leads from the CSV file at PATH; rejected rows go to PATH.rejected.csv."""
+    from pathlib import Path
+
+    from crm import importer
+
+    source = Path(path)
+    try:
+        with db.session_scope(db.ensure_ready(db.get_engine())) as session:
+            report = importer.import_csv(session=session, data=source.read_bytes(), actor_id=None)
+    except CRMError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(report.summary())
+    for row_number, errors in report.rejected:
+        click.echo(f"  row {row_number}: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
+    if report.rejected:
+        rejected = source.with_name(source.stem + ".rejected.csv")
+        rejected.write_bytes(importer.rejected_csv(report))
+        click.echo(f"Rejected rows written to {rejected}")
+
+
 @main.group("db")
 def db_group() -> None:
     """Database schema commands."""

@@ -45,3 +45,7 @@ class StaleEdit(CRMError):
 
 class SlotTaken(CRMError):
     """The provider already has a consult at that time."""
+
+
+class InvalidInput(CRMError):
+    """The values given can't be saved as they are (the message says which and why)."""

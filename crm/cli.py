@@ -85,3 +85,73 @@ def db_upgrade() -> None:
     except CRMError as err:
         raise click.ClickException(str(err)) from err
     click.echo(f"Database at revision {db.current_revision(engine)} ({engine.url.render_as_string()})")
+
+
+@main.group("apikey")
+def apikey_group() -> None:
+    """API keys for the clinic website's form posts to POST /api/leads."""
+
+
+@apikey_group.command("create")
+@click.argument("name")
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    metavar="URL",
+    help="A website origin allowed to call the API from a browser, e.g. https://www.clinic.com "
+    "(repeatable).",
+)
+def apikey_create(name: str, origins: tuple[str, ...]) -> None:
+    """Create a key; it is printed once and stored only as a hash."""
+    from crm import apikeys
+
+    try:
+        engine = db.ensure_ready(db.get_engine())
+        with db.session_scope(engine) as session:
+            key = apikeys.create_key(
+                session=session, name=name, allowed_origins=list(origins), actor_id=None
+            )
+    except CRMError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(key)
+    click.echo(
+        f"API key {name!r} created. Copy it now: it is not stored and cannot be shown again.",
+        err=True,
+    )
+
+
+@apikey_group.command("revoke")
+@click.argument("name")
+def apikey_revoke(name: str) -> None:
+    """Refuse every further request made with the key NAME."""
+    from crm import apikeys
+
+    try:
+        engine = db.ensure_ready(db.get_engine())
+        with db.session_scope(engine) as session:
+            apikeys.revoke_key(session=session, name=name, actor_id=None)
+    except CRMError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"API key {name!r} revoked.")
+
+
+@apikey_group.command("list")
+def apikey_list() -> None:
+    """Every key with its prefix, allowed origins, last use and state (never the key)."""
+    from crm import apikeys
+
+    try:
+        engine = db.ensure_ready(db.get_engine())
+        with db.session_scope(engine) as session:
+            rows = apikeys.list_keys(session=session)
+    except CRMError as err:
+        raise click.ClickException(str(err)) from err
+    if not rows:
+        click.echo("No API keys.")
+        return
+    for row in rows:
+        state = "active" if row["active"] else f"revoked {row['revoked_at']:%Y-%m-%d %H:%M} UTC"
+        used = f"{row['last_used_at']:%Y-%m-%d %H:%M} UTC" if row["last_used_at"] else "never"
+        origins = " ".join(row["allowed_origins"]) or "(any origin, no browser CORS)"
+        click.echo(f"{row['name']}\t{row['prefix']}...\t{state}\tlast used {used}\t{origins}")

@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from crm import db
+from crm import api, db
+from crm.nodelay import TcpNoDelayMiddleware
 
 
 async def health(_request: Request) -> JSONResponse:
@@ -23,9 +24,12 @@ async def health(_request: Request) -> JSONResponse:
 
 def routes() -> list[BaseRoute]:
     """Every route the app serves besides Streamlit's own."""
-    return [Route("/api/health", health, methods=["GET"])]
+    return [
+        Route("/api/health", health, methods=["GET"]),
+        Route(api.LEADS_PATH, api.create_lead, methods=["POST"]),
+    ]
 
 
 def middleware() -> list[Middleware]:
     """Middleware around every request (CORS for the intake API is added there)."""
-    return []
+    return [Middleware(TcpNoDelayMiddleware), Middleware(api.IntakeCorsMiddleware)]

@@ -31,10 +31,12 @@ from crm.timeutil import as_utc, utcnow
 from crm.validation import IntakeInput, Mode, email_key, validate_intake
 
 __all__ = [
+    "CRISIS_RESOURCES",
     "IntakeResult",
     "PhoneIntakeResult",
     "log_phone_inquiry",
     "new_reference",
+    "next_steps",
     "placement_label",
     "submit",
     "submit_form",
@@ -64,6 +66,26 @@ class IntakeResult:
 class PhoneIntakeResult:
     intake: IntakeResult
     contacted: bool
+
+
+# Shown first, prominently, to anyone whose inquiry reads as a crisis (US resources).
+CRISIS_RESOURCES: tuple[str, ...] = (
+    "Call or text 988 to reach the Suicide & Crisis Lifeline: free, confidential, 24 hours a day.",
+    "Call 911 if you are in immediate danger.",
+)
+_CONTACT_VERB = {"call": "call", "text": "text", "email": "email"}
+
+
+def next_steps(config: ClinicConfig, *, preferred_contact: str | None) -> list[str]:
+    """What the person can expect after sending the form, in the clinic's own terms."""
+    verb = _CONTACT_VERB.get(preferred_contact or "", "contact")
+    return [
+        f"A member of our patient care team will {verb} you {sla.describe_first_response(config)}.",
+        "Together you'll book your free phone consultation with one of our providers. It "
+        f"takes about {config.consult_slot_minutes} minutes: ask anything about the "
+        "treatment, what to expect, side effects and cost.",
+        "Nothing is decided or booked until you have spoken with us.",
+    ]
 
 
 def new_reference() -> str:

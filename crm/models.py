@@ -134,7 +134,23 @@ class Contact(SQLModel, table=True):
 # One inquiry journey of a contact through the pipeline (stage is a crm.enums.Stage value).
 class Lead(SQLModel, table=True):
     __table_args__ = (
-        Index("ix_lead_queue", "is_open", "urgent", "due_at"),
+        # The triage queue's order (urgent first, then due soonest, no due date last) plus
+        # every column its filters read, so a page of any filter is an index-only scan.
+        Index(
+            "ix_lead_queue",
+            "is_open",
+            text("urgent DESC"),
+            text("(due_at IS NULL)"),
+            "due_at",
+            "id",
+            "stage",
+            "owner_id",
+            "service_area_id",
+            "out_of_area",
+            "service_id",
+            "source",
+            "contact_id",
+        ),
         Index("ix_lead_area_created", "service_area_id", "created_at"),
     )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from crm import access
-from ui import context
+from ui import auth, context
 
 ROOT = Path(__file__).parent
 
@@ -18,12 +18,20 @@ def navigation() -> None:
     """Build the navigation from the signed-in actor's permissions and run the page."""
     st.set_page_config(page_title="Clinic CRM", page_icon=":material/healing:", layout="wide")
     context.engine()
-    actor = context.actor()
+    actor = auth.current_actor()
+    auth.pending_redirect()
     public = st.Page(access.PUBLIC_FORM_PAGE, title="Request a free consultation", icon=":material/edit_note:")
     if actor is None:
+        if auth.setup_needed():
+            # A new installation: nothing but the first administrator's account until it exists.
+            setup = st.Page(access.LOGIN_PAGE, title="Create the first administrator", icon=":material/login:")
+            st.navigation([setup], position="hidden").run()
+            return
         login = st.Page(access.LOGIN_PAGE, title="Staff sign-in", icon=":material/login:")
         st.navigation([public, login], position="hidden").run()
         return
+    auth.account_box(actor)
+    auth.idle_watch()
     perms = access.permissions(actor)
     allowed = [row for row in access.STAFF_PAGES if row[3] in perms and (ROOT / row[0]).exists()]
     pages = [

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from crm import api, db
+from crm import api, db, session_routes
 from crm.nodelay import TcpNoDelayMiddleware
 
 
@@ -27,6 +27,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/api/health", health, methods=["GET"]),
         Route(api.LEADS_PATH, api.create_lead, methods=["POST"]),
+        Route(session_routes.SESSION_PATH, session_routes.start, methods=["GET"]),
+        Route(session_routes.LOGOUT_PATH, session_routes.logout, methods=["GET"]),
     ]
 
 

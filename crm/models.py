@@ -74,6 +74,8 @@ class AuthSession(SQLModel, table=True):
     expires_at: datetime
     ended_at: datetime | None = None
     ip: str | None = Field(default=None, max_length=64)
+    # When the one-time login ticket was exchanged for the cookie (a ticket works only once).
+    cookie_issued_at: datetime | None = None
 
 
 # One login try, kept to slow down and lock out repeated failures per account and address.

@@ -25,6 +25,11 @@ def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_app_starts_without_an_exception_for_an_anonymous_visitor(app_db: str) -> None:
+    from crm import db
+    from tests.factories import make_user
+
+    with db.session_scope(db.ensure_ready(db.get_engine(app_db))) as s:
+        make_user(s, role=Role.ADMIN)  # past the first-administrator setup screen
     at = AppTest.from_file(str(APP), default_timeout=30).run()
     assert not at.exception
     assert "Request a free consultation" in [t.value for t in at.title]

@@ -1,0 +1,203 @@
+"""Who is signed in on this script run: the session cookie, single sign-on, or (AppTest) state.
+
+Precedence on each run:
+1. a session started in this browser tab (its token is in `st.session_state`), so the moments
+   between "Sign in" and the cookie arriving work too;
+2. the signed session cookie (`crm_session`), read from `st.context.cookies`: how a refresh or
+   a new tab stays signed in;
+3. single sign-on (`st.user`), when `.streamlit/secrets.toml` configures `[auth]`;
+4. an Actor placed in `st.session_state["auth_actor"]` with no cookie (AppTest's way in),
+   accepted only while that account is active in the database.
+Every path re-reads the account, so a disabled user is out on their next action.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from urllib.parse import quote
+
+import streamlit as st
+
+from crm import auth, users
+from crm.access import Actor
+from ui import context
+
+TOKEN_KEY = "auth_token"
+NOTICE_KEY = "auth_notice"
+REDIRECT_KEY = "auth_redirect"
+SSO_KEY = "auth_sso"
+
+_REASONS = {
+    "idle": "You were signed out after a period without activity. Please sign in again.",
+    "expired": "Your session reached its time limit. Please sign in again.",
+    "disabled": "You have been signed out.",
+    "ended": "You have been signed out.",
+}
+
+
+def client_ip() -> str:
+    """The browser's address as the server sees it ("localhost" for local connections)."""
+    try:
+        return st.context.ip_address or "localhost"
+    except Exception:  # noqa: BLE001 - no client context (AppTest)
+        return "localhost"
+
+
+def sso_configured() -> bool:
+    """True when `.streamlit/secrets.toml` has an `[auth]` section (OIDC via st.login)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return False
+
+
+def setup_needed() -> bool:
+    """True until the first account exists."""
+    with context.session() as s:
+        return not users.has_users(s)
+
+
+def _sign_out_locally(reason: str | None) -> None:
+    for key in (context.ACTOR_KEY, TOKEN_KEY, SSO_KEY):
+        st.session_state.pop(key, None)
+    if reason in _REASONS:
+        st.session_state[NOTICE_KEY] = _REASONS[reason]
+
+
+def _from_token(token: str, *, by_cookie: bool, touch: bool = True) -> Actor | None:
+    with context.session() as s:
+        if by_cookie:
+            check = auth.resume_session(s, cookie=token, touch=touch)
+        else:
+            check = auth.resume_session(s, token=token, touch=touch)
+    if check.actor is None:
+        _sign_out_locally(check.reason)
+        return None
+    st.session_state[context.ACTOR_KEY] = check.actor
+    if check.token:
+        st.session_state[TOKEN_KEY] = check.token
+    return check.actor
+
+
+def _from_sso() -> Actor | None:
+    if not sso_configured():
+        return None
+    try:
+        if not st.user.is_logged_in:
+            return None
+        email = st.user.get("email")
+    except Exception:  # noqa: BLE001 - auth not set up correctly: behave as signed out
+        return None
+    with context.session() as s:
+        actor = auth.sso_actor(s, email=str(email) if email else None)
+        if actor is None:
+            st.session_state[NOTICE_KEY] = (
+                "Your single sign-on account does not match an active staff account. "
+                "Ask an administrator to add you."
+            )
+            return None
+        token = auth.start_session(s, actor=actor, ip=client_ip(), via="sso")
+    st.session_state[TOKEN_KEY] = token
+    st.session_state[SSO_KEY] = True
+    st.session_state[context.ACTOR_KEY] = actor
+    return actor
+
+
+def current_actor() -> Actor | None:
+    """The signed-in staff member for this run, or None (see the module docstring)."""
+    token = st.session_state.get(TOKEN_KEY)
+    if token:
+        was_sso = st.session_state.get(SSO_KEY, False)
+        actor = _from_token(token, by_cookie=False)
+        if actor is None and was_sso:
+            st.logout()  # else the identity provider's cookie would sign them straight back in
+        return actor
+    cookie = st.context.cookies.get(auth.COOKIE_NAME)
+    if cookie:
+        actor = _from_token(cookie, by_cookie=True)
+        if actor is not None or not sso_configured():
+            return actor
+    actor = _from_sso()
+    if actor is not None:
+        return actor
+    value = st.session_state.get(context.ACTOR_KEY)
+    if isinstance(value, Actor) and not cookie:
+        with context.session() as s:
+            fresh = auth.active_actor(s, actor_id=value.id)
+        if fresh is None:
+            _sign_out_locally("disabled")
+            return None
+        st.session_state[context.ACTOR_KEY] = fresh
+        return fresh
+    st.session_state.pop(context.ACTOR_KEY, None)
+    return None
+
+
+def sign_in(actor: Actor) -> None:
+    """After a password check: open a server session, then fetch the cookie on the next run."""
+    with context.session() as s:
+        token = auth.start_session(s, actor=actor, ip=client_ip())
+    st.session_state[TOKEN_KEY] = token
+    st.session_state[context.ACTOR_KEY] = actor
+    st.session_state.pop(NOTICE_KEY, None)
+    st.session_state[REDIRECT_KEY] = "/auth/session?ticket=" + quote(auth.login_ticket(token))
+
+
+def _navigate(url: str) -> None:
+    """Send the browser to `url` (a route of this server), e.g. to collect the cookie."""
+    st.html(f"<script>window.location.replace({json.dumps(url)});</script>", unsafe_allow_javascript=True)
+
+
+def pending_redirect() -> None:
+    """Emit the one-time redirect that trades a fresh sign-in for a cookie, or clears it."""
+    url = st.session_state.pop(REDIRECT_KEY, None)
+    if url:
+        _navigate(url)
+
+
+def sign_out() -> None:
+    """End the session server-side, then let /auth/logout clear the cookie."""
+    token = st.session_state.get(TOKEN_KEY)
+    cookie = st.context.cookies.get(auth.COOKIE_NAME)
+    sso = st.session_state.get(SSO_KEY, False)
+    with context.session() as s:
+        auth.end_session(s, token=token, cookie=cookie, reason="signed out")
+    _sign_out_locally(None)
+    st.session_state[NOTICE_KEY] = "You are signed out."
+    if sso:
+        st.logout()
+    st.session_state[REDIRECT_KEY] = "/auth/logout"
+    st.rerun()
+
+
+def idle_watch() -> None:
+    """Re-check the session now and then, so an idle screen signs itself out unattended."""
+    seconds = auth.idle_limit().total_seconds()
+    every = timedelta(seconds=max(2.0, min(60.0, seconds / 3)))
+
+    @st.fragment(run_every=every)
+    def _watch() -> None:
+        token = st.session_state.get(TOKEN_KEY)
+        if not token:
+            return
+        with context.session() as s:
+            check = auth.resume_session(s, token=token, touch=False)
+        if check.actor is None:
+            _sign_out_locally(check.reason)
+            st.rerun(scope="app")
+
+    _watch()
+
+
+def notice() -> str | None:
+    """A one-time message for the sign-in page (why the person was signed out)."""
+    return st.session_state.pop(NOTICE_KEY, None)
+
+
+def account_box(actor: Actor) -> None:
+    """Who is signed in, and the way out, at the foot of the sidebar."""
+    with st.sidebar:
+        st.text(f"Signed in as {actor.label}\n{actor.role.replace('_', ' ')}")
+        if st.button("Sign out", key="auth_sign_out", icon=":material/logout:"):
+            sign_out()

@@ -29,7 +29,7 @@ The CLI (``python -m crm metrics``) and the page call the same functions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -62,6 +62,7 @@ from sqlmodel.sql.sqltypes import UTCDateTime
 from crm import catalog
 from crm.access import Actor, Perm, require
 from crm.enums import FUNNEL, Source, Stage
+from crm.errors import NotFound
 from crm.models import Lead, StageChange, User
 from crm.pipeline import REACHED_COLUMN
 
@@ -860,3 +861,96 @@ def report(session: Session, f: Filters, by: By | str = By.SERVICE_AREA) -> dict
         "previous": headline(session, prev).as_dict(),
         "funnel": [row.as_dict() for row in funnel(session, f, by)],
     }
+
+
+def _resolve(kind: str, text: str, known: list[tuple[int, str]], none_words: set[str]) -> int:
+    wanted = text.strip().lower()
+    if wanted in none_words or wanted == "0":
+        return 0
+    for key, label in known:
+        if wanted == str(key) or wanted == label.lower():
+            return key
+    names = ", ".join(label for _k, label in known)
+    raise NotFound(f"No {kind} {text!r}. Known: {names}")
+
+
+def resolve_filters(
+    session: Session,
+    *,
+    start: date,
+    end: date,
+    tz: str,
+    areas: Sequence[str] = (),
+    services: Sequence[str] = (),
+    sources: Sequence[str] = (),
+    owners: Sequence[str] = (),
+) -> Filters:
+    """Filters from names or ids as a person types them (the CLI's options); NotFound if unknown."""
+    area_list = catalog.areas(session)
+    service_list = catalog.services(session, active_only=False)
+    people = session.connection().execute(select(User.id, User.email))  # type: ignore[call-overload]
+    owner_list = [(int(i), str(e)) for i, e in people]
+    for s in sources:
+        if s not in {x.value for x in Source}:
+            raise NotFound(f"No source {s!r}. Known: {', '.join(x.value for x in Source)}")
+    return Filters(
+        start=start,
+        end=end,
+        tz=tz,
+        areas=tuple(_resolve("service area", a, area_list, {"out", "out of area"}) for a in areas),
+        services=tuple(_resolve("service", s, service_list, {"none"}) for s in services),
+        sources=tuple(sources),
+        owners=tuple(_resolve("staff member", o, owner_list, {"unassigned"}) for o in owners),
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def duration_text(seconds: int | float | None) -> str:
+    """A duration as people read it: 45s, 12m, 3.5h, 2.0d ("-" for none)."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < DAY_SECONDS:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / DAY_SECONDS:.1f}d"
+
+
+def report_text(data: dict[str, Any]) -> str:
+    """`report()` as a plain-text summary for the terminal."""
+    cur, prev = data["headline"], data["previous"]
+    period, before = data["period"], data["previous_period"]
+    lines = [
+        f"Inquiries {period['from']} to {period['to']} ({period['timezone']}), "
+        f"previous period {before['from']} to {before['to']}",
+        "",
+    ]
+    figures: list[tuple[str, str, Callable[[Any], str]]] = [
+        ("New inquiries", "inquiries", str),
+        ("Median time to first contact", "first_contact_median_s", duration_text),
+        ("Contacted within target", "within_target_share", _pct),
+        ("Consult booked rate", "consult_booked_rate", _pct),
+        ("Consult show rate", "consult_show_rate", _pct),
+        ("Screening clear rate", "screening_clear_rate", _pct),
+        ("Inquiry to first infusion", "conversion_rate", _pct),
+        ("Median inquiry to first infusion", "first_infusion_median_s", duration_text),
+        ("Urgent leads", "urgent", str),
+        ("Urgent: median time to first contact", "urgent_first_contact_median_s", duration_text),
+    ]
+    for label, key, fmt in figures:
+        lines.append(f"{label:<40}{fmt(cur[key]):>10}   (before: {fmt(prev[key])})")
+    lines += ["", f"Funnel by {By(data['by']).label.lower()}: reached (step conversion)"]
+    group = None
+    for row in data["funnel"]:
+        if row["group"] != group:
+            group = row["group"]
+            lines.append(f"  {group}")
+        lines.append(
+            f"    {row['stage_label']:<28}{row['reached']:>8}  {_pct(row['step_rate']):>7}"
+        )
+    return "\n".join(lines)

@@ -300,6 +300,97 @@ def user_list() -> None:
         click.echo(f"{row.email}\t{row.name}\t{row.role.value}{flags}\t{state}\tlast sign-in {last}")
 
 
+@main.group("user")
+def user_group() -> None:
+    """Staff accounts (the shell acts as an administrator; every change is audited)."""
+
+
+def _new_password(prompt: str) -> str:
+    """The password from CRM_PASSWORD, else a hidden prompt asked twice (never an argument)."""
+    import os
+
+    from_env = os.environ.get("CRM_PASSWORD")
+    if from_env:
+        return from_env
+    return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
+
+
+@user_group.command("add")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["care_team", "provider", "manager", "admin"]), required=True)
+@click.option("--name", default="", help="The person's name as staff see it.")
+@click.option("--provider", is_flag=True, help="Holds consults and may make the screening decision.")
+def user_add(email: str, role: str, name: str, provider: bool) -> None:
+    """Add a staff account; the password comes from CRM_PASSWORD or a hidden prompt."""
+    from crm import users
+    from crm.enums import Role
+
+    password = _new_password("Password")
+    try:
+        engine = db.ensure_ready(db.get_engine())
+        with db.session_scope(engine) as session:
+            user = users.add_user(session=session, actor=users.SHELL, email=email, password=password,
+                                  role=Role(role), name=name, is_provider=provider)
+            address = user.email
+    except CRMError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"Added {address} ({role}).")
+
+
+@user_group.command("disable")
+@click.argument("email")
+def user_disable(email: str) -> None:
+    """Disable an account; its open sessions end at once."""
+    from crm import users
+
+    try:
+        engine = db.ensure_ready(db.get_engine())
+        with db.session_scope(engine) as session:
+            row = users.find_user(session=session, actor=users.SHELL, email=email)
+            users.disable_user(session=session, actor=users.SHELL, user_id=row.id)
+    except CRMError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"Disabled {row.email}.")
+
+
+@user_group.command("reset-password")
+@click.argument("email")
+def user_reset_password(email: str) -> None:
+    """Set a new password (CRM_PASSWORD or a hidden prompt), clear a lockout, end sessions."""
+    from crm import users
+
+    password = _new_password("New password")
+    try:
+        engine = db.ensure_ready(db.get_engine())
+        with db.session_scope(engine) as session:
+            row = users.find_user(session=session, actor=users.SHELL, email=email)
+            users.reset_password(session=session, actor=users.SHELL, user_id=row.id, password=password)
+    except CRMError as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"Password reset for {row.email}.")
+
+
+@user_group.command("list")
+def user_list() -> None:
+    """Every account: email, name, role, provider, state, last sign-in."""
+    from crm import users
+
+    try:
+        engine = db.ensure_ready(db.get_engine())
+        with db.session_scope(engine) as session:
+            rows = users.list_users(session=session, actor=users.SHELL)
+    except CRMError as err:
+        raise click.ClickException(str(err)) from err
+    if not rows:
+        click.echo("No accounts yet.")
+        return
+    for row in rows:
+        state = "active" if row.active else "disabled"
+        last = f"{row.last_login_at:%Y-%m-%d %H:%M} UTC" if row.last_login_at else "never"
+        flags = " provider" if row.is_provider else ""
+        click.echo(f"{row.email}\t{row.name}\t{row.role.value}{flags}\t{state}\tlast sign-in {last}")
+
+
 
 @main.command("metrics")
 @click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]),

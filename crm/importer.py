@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,15 +22,18 @@ from crm.access import Actor, Perm, require
 from crm.enums import Source
 from crm.errors import CRMError
 from crm.timeutil import as_utc, utcnow
-from crm.validation import FieldErrors, validate_intake
+from crm.validation import FieldErrors, IntakeInput, validate_intake
 
 __all__ = [
     "COLUMN_ALIASES",
+    "ImportPreview",
     "ImportReport",
     "UnreadableFile",
     "import_csv",
     "map_columns",
+    "preview_csv",
     "read_rows",
+    "record_rejected_download",
     "rejected_csv",
 ]
 
@@ -174,37 +177,19 @@ def import_csv(
     """Import every valid row of a CSV file; report the rejected ones (the caller commits)."""
     if actor is not None:
         actor_id = require(actor, Perm.IMPORT).id
-    headers, rows = read_rows(data)
-    columns = map_columns(headers)
-    if not ({"first_name", "last_name", "full_name"} & columns.keys()):
-        raise UnreadableFile(
-            "No name column found. Name one column “Name”, or “First name” and “Last name”."
-        )
-    if not ({"email", "phone"} & columns.keys()):
-        raise UnreadableFile("No email or phone column found. Name one “Email” or “Phone”.")
+    columns, rows = _parse(data)
     config = clinic_settings.load(session)
     report = ImportReport(columns=columns)
     now = utcnow()
-    for index, row in enumerate(rows):
-        row_number = index + 2  # as a spreadsheet shows it: the header is row 1
-        values = _values(row, columns)
-        errors: dict[str, str] = {}
-        received_at = None
-        try:
-            received_at = _created_at(values.pop("created_at", ""), config.timezone, now)
-        except ValueError as err:
-            errors["created_at"] = str(err)
-        try:
-            validated = validate_intake(values, mode="import")
-        except FieldErrors as err:
-            errors = {**err.errors, **errors}
-        if errors:
-            report.rejected.append((row_number, errors))
+    for row_number, row in _numbered(rows):
+        checked = _check_row(row, columns, config.timezone, now)
+        if isinstance(checked, dict):
+            report.rejected.append((row_number, checked))
             report.rejected_rows.append(
-                {"row": str(row_number), **row, "errors": _describe(errors, columns)}
+                {"row": str(row_number), **row, "errors": _describe(checked, columns)}
             )
             continue
-        validated.source = Source.IMPORT.value
+        validated, received_at = checked
         result = intake.submit(
             session=session,
             data=validated,
@@ -231,6 +216,67 @@ def import_csv(
     return report
 
 
+# A dry run for the upload page: what the file holds and how many rows pass validation.
+@dataclass
+class ImportPreview:
+    rows: int
+    valid: int
+    invalid: int
+    columns: dict[str, str]
+
+
+def preview_csv(*, data: bytes, timezone: str) -> ImportPreview:
+    """Parse and validate the file without storing anything. Raises UnreadableFile."""
+    columns, rows = _parse(data)
+    now = utcnow()
+    invalid = sum(
+        isinstance(_check_row(row, columns, timezone, now), dict) for _n, row in _numbered(rows)
+    )
+    return ImportPreview(
+        rows=len(rows), valid=len(rows) - invalid, invalid=invalid, columns=columns
+    )
+
+
+def _parse(data: bytes) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The recognized columns and the rows; UnreadableFile when the columns can't work."""
+    headers, rows = read_rows(data)
+    columns = map_columns(headers)
+    if not ({"first_name", "last_name", "full_name"} & columns.keys()):
+        raise UnreadableFile(
+            "No name column found. Name one column “Name”, or “First name” and “Last name”."
+        )
+    if not ({"email", "phone"} & columns.keys()):
+        raise UnreadableFile("No email or phone column found. Name one “Email” or “Phone”.")
+    return columns, rows
+
+
+def _numbered(rows: list[dict[str, str]]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows with their number as a spreadsheet shows it (the header is row 1)."""
+    for index, row in enumerate(rows):
+        yield index + 2, row
+
+
+def _check_row(
+    row: Mapping[str, str], columns: Mapping[str, str], tz: str, now: datetime
+) -> tuple[IntakeInput, datetime | None] | dict[str, str]:
+    """The validated row and its created date, or the errors that reject it."""
+    values = _values(row, columns)
+    errors: dict[str, str] = {}
+    received_at = None
+    try:
+        received_at = _created_at(values.pop("created_at", ""), tz, now)
+    except ValueError as err:
+        errors["created_at"] = str(err)
+    try:
+        validated = validate_intake(values, mode="import")
+    except FieldErrors as err:
+        return {**err.errors, **errors}
+    if errors:
+        return errors
+    validated.source = Source.IMPORT.value
+    return validated, received_at
+
+
 def rejected_csv(report: ImportReport) -> bytes:
     """The rejected rows with their reasons, as a CSV a spreadsheet opens safely."""
     rows = report.rejected_rows
@@ -239,6 +285,17 @@ def rejected_csv(report: ImportReport) -> bytes:
     except ImportError:
         return _to_csv(rows)
     return bytes(to_csv(rows))
+
+
+def record_rejected_download(*, session: Session, actor: Actor, rows: int) -> None:
+    """Audit the download of rejected rows (they hold people's details)."""
+    require(actor, Perm.IMPORT)
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="export.csv",
+        details={"what": "import rejected rows", "rows": rows},
+    )
 
 
 def _to_csv(rows: list[dict[str, str]]) -> bytes:

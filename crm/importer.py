@@ -13,11 +13,10 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlmodel import Session
 
-from crm import audit, clinic_settings, intake
+from crm import audit, clinic_settings, export, intake
 from crm.access import Actor, Perm, require
 from crm.enums import Source
 from crm.errors import CRMError
@@ -279,41 +278,14 @@ def _check_row(
 
 def rejected_csv(report: ImportReport) -> bytes:
     """The rejected rows with their reasons, as a CSV a spreadsheet opens safely."""
-    rows = report.rejected_rows
-    try:  # the dashboard helper's exporter, once it exists, is the one way to write CSV
-        from crm.export import to_csv  # type: ignore[attr-defined,import-not-found,unused-ignore]
-    except ImportError:
-        return _to_csv(rows)
-    return bytes(to_csv(rows))
+    return export.to_csv(report.rejected_rows)
 
 
 def record_rejected_download(*, session: Session, actor: Actor, rows: int) -> None:
-    """Audit the download of rejected rows (they hold people's details)."""
-    require(actor, Perm.IMPORT)
-    audit.record(
-        session,
-        actor_id=actor.id,
-        action="export.csv",
-        details={"what": "import rejected rows", "rows": rows},
+    """Audit the download of rejected rows: they hold people's details (needs Perm.EXPORT)."""
+    export.record_download(
+        session=session, actor=actor, what="import rejected rows", rows=rows, filters={}
     )
-
-
-def _to_csv(rows: list[dict[str, str]]) -> bytes:
-    """Fallback CSV writer with formula neutralization (a cell like "=HYPERLINK(...)")."""
-    headers: list[str] = []
-    for row in rows:
-        headers.extend(h for h in row if h not in headers)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=headers, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _neutralize(v) for k, v in row.items()})
-    return out.getvalue().encode("utf-8-sig")
-
-
-def _neutralize(value: Any) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _values(row: Mapping[str, str], columns: Mapping[str, str]) -> dict[str, str]:

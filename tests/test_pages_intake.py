@@ -229,10 +229,12 @@ def test_import_page_previews_imports_and_offers_the_rejected_rows(app_db: str) 
     assert not at.exception
     assert at.success[0].value == "3 rows: 2 new leads, 0 added to existing leads, 1 rejected"
     assert len(leads(app_db)) == 2
-    assert at.download_button(key="il_download") is not None
     assert len(at.file_uploader) == 1  # a fresh, empty uploader: the file can't be imported twice
+    at.download_button(key="il_download").click().run()
+    assert not at.exception
     with Session(db.get_engine(app_db)) as s:
-        assert "import.csv" in s.exec(select(AuditEvent.action)).all()
+        actions = s.exec(select(AuditEvent.action)).all()
+    assert "import.csv" in actions and "export.csv" in actions
 
 
 def test_import_page_explains_an_unreadable_file(app_db: str) -> None:

@@ -135,7 +135,9 @@ async def _create_lead(request: Request) -> Response:
     body = await _read_body(request, settings.api_max_body_bytes)
     fields, raw = _parse_json(body) if media_type == JSON_TYPE else _parse_form(body)
 
-    key = request.headers.get("x-api-key") or _text(fields.pop("api_key", None)) or ""
+    form_key = fields.pop("api_key", None)
+    raw.pop("api_key", None)  # the raw submission is kept with the lead: never the credential
+    key = request.headers.get("x-api-key") or _text(form_key) or ""
     client_ip = request.client.host if request.client else "unknown"
     limiter, failures = _rate_limiters(settings.api_rate_per_minute)
     # Per client (key + address); plus per address for failed keys, so guessing keys (each
@@ -345,7 +347,6 @@ def _store(
             if replay is not None:
                 return replay
         config = clinic_settings.load(session)
-        session.rollback()  # end the read transaction before waiting for the writer
 
         if str(fields.get("website") or "").strip():
             # Honeypot filled: answer like a success, store nothing (a bot learns nothing).

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
@@ -158,13 +159,22 @@ def authenticate(*, session: Session, key: str) -> ApiKeyInfo | None:
     if not key or len(key) > 200:
         return None
     wanted = hash_key(key)
-    row = session.exec(
-        select(ApiKey).where(ApiKey.key_hash == wanted).where(ApiKey.revoked_at == None)  # noqa: E711
+    # Plain columns, not the ORM entity: this runs on every API request.
+    row = session.execute(
+        sa_select(
+            col(ApiKey.id),
+            col(ApiKey.name),
+            col(ApiKey.key_hash),
+            col(ApiKey.allowed_origins),
+            col(ApiKey.last_used_at),
+        )
+        .where(col(ApiKey.key_hash) == wanted)
+        .where(col(ApiKey.revoked_at).is_(None))
     ).first()
-    if row is None or row.id is None or not hmac.compare_digest(row.key_hash, wanted):
+    if row is None or not hmac.compare_digest(row.key_hash, wanted):
         return None
     return ApiKeyInfo(
-        id=row.id,
+        id=int(row.id),
         name=row.name,
         allowed_origins=frozenset(row.allowed_origins.split()),
         last_used_at=row.last_used_at,

@@ -90,7 +90,9 @@ def test_an_origin_with_a_path_or_without_a_scheme_is_refused(bad: str) -> None:
 
 
 def test_list_shows_prefix_and_state_never_the_hash(session: Session) -> None:
-    apikeys.create_key(session=session, name="b", allowed_origins=["https://b.example"], actor_id=None)
+    apikeys.create_key(
+        session=session, name="b", allowed_origins=["https://b.example"], actor_id=None
+    )
     apikeys.create_key(session=session, name="a", allowed_origins=[], actor_id=None)
     session.commit()
     apikeys.revoke_key(session=session, name="b", actor_id=None)

@@ -66,7 +66,7 @@ def test_the_alert_arrives_with_reference_and_link_but_not_the_persons_words(
     assert future is not None
     future.result(timeout=20)
     assert inbox.arrived.wait(10)
-    (recipients, msg), = inbox.messages
+    ((recipients, msg),) = inbox.messages
     assert recipients == ["oncall@clinic.test"]
     body = msg.get_payload(decode=True).decode()  # type: ignore[union-attr]
     assert "KC-7QH3XK" in msg["Subject"] and "KC-7QH3XK" in body

@@ -116,7 +116,8 @@ def check_password_policy(password: str, *, email: str = "", name: str = "") -> 
     if stripped in _COMMON_WORDS or any(lowered.startswith(w) and len(stripped) <= len(w) for w in _COMMON_WORDS):
         raise WeakPassword("This password is a common word with digits. Choose a phrase of unrelated words.")
     local = email.split("@", 1)[0].lower()
-    for personal in (email.lower(), local, name.lower().replace(" ", "")):
+    for personal in (email, local, name):
+        personal = re.sub(r"[\s_\-.]+", "", personal.lower())
         if len(personal) >= 4 and personal in squeezed:
             raise WeakPassword("The password must not contain your email or name.")
 

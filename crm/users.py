@@ -147,7 +147,7 @@ def add_user(
 def list_users(*, session: Session, actor: Actor, include_disabled: bool = True) -> list[UserRow]:
     """Every staff account, active first, then by name."""
     require(actor, Perm.USERS)
-    query = select(User).order_by(col(User.active).desc(), User.name, User.email)
+    query = select(User).order_by(col(User.active).desc(), User.email)
     if not include_disabled:
         query = query.where(User.active == True)  # noqa: E712
     return [_row(u) for u in session.exec(query).all()]

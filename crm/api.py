@@ -236,7 +236,8 @@ def _depth(value: Any) -> int:
 def _parse_form(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fields, raw) from an urlencoded form; a repeated field keeps its first value."""
     try:
-        text = body.decode("ascii")  # percent-encoding makes a valid form body plain ASCII
+        # Browsers percent-encode everything; `curl -d` and friends send raw UTF-8.
+        text = body.decode("utf-8")
         parsed = parse_qs(
             text,
             keep_blank_values=True,

@@ -25,6 +25,7 @@ from crm.models import (
     Lead,
     ScreeningDecision,
     StageChange,
+    Submission,
     User,
 )
 from crm.pipeline import ALLOWED, NEEDS_REASON, REACHED_COLUMN, apply_stage
@@ -194,6 +195,19 @@ def test_consults_appointments_and_decisions_follow_the_stages(demo: Engine) -> 
             )
         ).one()
         assert no_show_moves > 0
+
+
+def test_every_reference_points_at_a_row(demo: Engine) -> None:
+    """SQLite loads with foreign-key checks off for speed: check them afterwards (PostgreSQL
+    enforced them during the load)."""
+    with demo.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            assert conn.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        leads = conn.execute(sa_select(func.count()).select_from(Lead)).scalar()
+        submissions = conn.execute(
+            sa_select(func.count(func.distinct(Submission.lead_id)))  # type: ignore[arg-type]
+        ).scalar()
+        assert leads == submissions == N
 
 
 def test_in_area_zip_codes_resolve_to_their_area(demo: Engine) -> None:

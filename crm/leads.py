@@ -19,11 +19,11 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from crm import audit, catalog, clinic_settings, pipeline
-from crm.access import Actor, Perm, can, require
+from crm.access import Actor, Perm, require
 from crm.clinic_settings import ClinicConfig
 from crm.concurrency import bump, lock_lead
 from crm.enums import CLOSED_STAGES, Channel, ContactMethod, Outcome, Stage
-from crm.errors import InvalidInput, InvalidTransition, NotFound, PermissionDenied, ReasonRequired
+from crm.errors import InvalidInput, InvalidTransition, NotFound, ReasonRequired
 from crm.models import Contact, ContactAttempt, Lead, Note, Service, ServiceArea, User
 from crm.timeutil import as_utc, utcnow
 from crm.triage import badges, placement, sla_state
@@ -551,8 +551,6 @@ def move(
         raise InvalidTransition(
             f"{dst.label} is set from the consult, screening or infusion section of the lead page."
         )
-    if dst == S.NOT_ELIGIBLE and src == S.SCREENING and not can(actor, Perm.SCREENING_DECIDE):
-        raise PermissionDenied("Only a provider decides medical eligibility.")
     reopening = pipeline.is_reopening(src, dst)
     pipeline.transition(
         session=session, lead=lead, to=dst, actor_id=actor.id, reason=reason, note=note, at=now

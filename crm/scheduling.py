@@ -375,6 +375,10 @@ def _move_to_scheduled(session: Session, lead: Lead, actor: Actor, now: datetime
             at=now,
             note="Reached: consult booked",
         )
+        if lead.first_response_at is None:
+            # Reached: the speed-to-lead clock stops and no longer orders the queue.
+            lead.first_response_at = now
+            lead.due_at = lead.next_action_due_at
         stage = Stage.CONTACTED
     if stage == Stage.CONTACTED:
         transition(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine
@@ -173,7 +174,7 @@ def test_spring_forward_day_has_no_slots_in_the_missing_hour(
     slots = scheduling.free_slots(
         session=session, provider_id=provider.id, day=date(2026, 3, 8), config=config, now=NOW
     )
-    local = [s.astimezone(__import__("zoneinfo").ZoneInfo(TZ)).strftime("%H:%M") for s in slots]
+    local = [s.astimezone(ZoneInfo(TZ)).strftime("%H:%M") for s in slots]
     assert len(slots) == 12  # 00:00-04:00 wall time is three real hours that night
     assert not any(t.startswith("02:") for t in local)
     assert local[:8] == ["00:00", "00:15", "00:30", "00:45", "01:00", "01:15", "01:30", "01:45"]
@@ -266,6 +267,8 @@ def test_booking_a_new_lead_records_contacted_then_scheduled(
         ("new", "contacted"),
         ("contacted", "consult_scheduled"),
     ]
+    session.refresh(lead)
+    assert lead.first_response_at == NOW  # reached: the speed-to-lead clock stopped
 
 
 def test_a_slot_outside_availability_or_in_the_past_is_refused(

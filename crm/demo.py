@@ -19,7 +19,8 @@ import random
 import time as _time
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
@@ -305,7 +306,7 @@ class _Slots:
         last = len(clock.base) - 1
         d = clock.day_of(earliest)
         count = len(self.providers)
-        while d <= last:
+        while count and d <= last:
             wd = clock.weekday[d]
             first = rng.randrange(count)
             for kk in range(count):
@@ -1170,98 +1171,104 @@ def generate(
     places = _resolved_places(rules)
     if not places:
         raise DemoRefused("No demo ZIP code resolves to any service area or to out of area.")
-    # Distinct consult slots need enough providers: aim for about 60% of their capacity.
-    weekly_slots = 100 * 15 // max(5, config.consult_slot_minutes)
+    # Every live consult needs its own (provider, start) slot: with about 0.42 consults per lead
+    # (rebookings included) and about 25 hours of availability per provider-week, a big demo
+    # gets more providers so they stay near 60% booked.
+    weekly_slots = 25 * 60 // max(5, config.consult_slot_minutes)
     n_providers = max(
         3, -(-int(0.42 * leads) // max(1, int(weekly_slots * 0.6 * (n_days + 60) / 7)))
     )
 
-    with engine.connect() as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            # A bulk load: no fsync, a bigger page cache, and no per-row foreign-key lookups
-            # (every id is assigned here; tests check the result with foreign_key_check).
-            conn.exec_driver_sql("PRAGMA synchronous=OFF")
-            conn.exec_driver_sql("PRAGMA cache_size=-262144")
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            conn.commit()
-        try:
+    with engine.connect() as conn, _bulk_mode(conn):
+        with conn.begin():
+            existing = int(
+                conn.execute(select(func.count()).select_from(tables["lead"])).scalar() or 0
+            )
+            if existing and not append:
+                raise DemoRefused(
+                    f"The database already has {existing:,} leads. "
+                    "Demo data is only added to an empty database; pass --append to add it anyway."
+                )
+            staff_created = _dt(clock.base[0])
+            care, providers = _ensure_staff(
+                conn, tables, n_providers=n_providers, created=staff_created, counts=counts
+            )
+            windows = _provider_windows(
+                conn, tables, providers, config.consult_slot_minutes, config
+            )
+            consult = tables["consult"]
+            taken = {
+                (int(p), int(s.replace(tzinfo=s.tzinfo or UTC).timestamp()))
+                for p, s in conn.execute(
+                    select(consult.c.provider_id, consult.c.starts_at).where(
+                        consult.c.provider_id.in_(providers),
+                        consult.c.status != ConsultStatus.CANCELLED.value,
+                    )
+                )
+            }
+            ids = {name: _max_id(conn, tables[name]) + 1 for name in TABLE_ORDER[2:]}
+        gen = _Generator(
+            rng=rng, clock=clock, config=config, cutoff=cutoff, care_team=care,
+            providers=[p for p, _ in windows] or providers, slots=_Slots(clock, windows, taken),
+            services=services, places=places, first_response_due=_sla_function(clock, config),
+        )  # fmt: skip
+        created = _creation_times(rng, clock, leads, first=2, days=n_days)
+        plan = _plan(rng, created, cutoff, services, places)
+        writer = _Writer(gen, ids, plan)
+        writer_db = _Inserter(conn, tables)
+        done = 0
+        while done < leads:
             with conn.begin():
-                existing = int(
-                    conn.execute(select(func.count()).select_from(tables["lead"])).scalar() or 0
-                )
-                if existing and not append:
-                    raise DemoRefused(
-                        f"The database already has {existing:,} leads. "
-                        "Demo data is only added to an empty database; pass --append to add it anyway."
-                    )
-                staff_created = _dt(clock.base[0])
-                care, providers = _ensure_staff(
-                    conn, tables, n_providers=n_providers, created=staff_created, counts=counts
-                )
-                windows = _provider_windows(
-                    conn, tables, providers, config.consult_slot_minutes, config
-                )
-                consult = tables["consult"]
-                taken = {
-                    (int(p), int(s.replace(tzinfo=s.tzinfo or UTC).timestamp()))
-                    for p, s in conn.execute(
-                        select(consult.c.provider_id, consult.c.starts_at).where(
-                            consult.c.provider_id.in_(providers),
-                            consult.c.status != ConsultStatus.CANCELLED.value,
-                        )
-                    )
-                }
-                ids = {name: _max_id(conn, tables[name]) + 1 for name in TABLE_ORDER[2:]}
-            gen = _Generator(
-                rng=rng, clock=clock, config=config, cutoff=cutoff, care_team=care,
-                providers=[p for p, _ in windows] or providers, slots=_Slots(clock, windows, taken),
-                services=services, places=places, first_response_due=_sla_function(clock, config),
+                for _ in range(CHUNKS_PER_TRANSACTION):
+                    if done >= leads:
+                        break
+                    stop = min(leads, done + CHUNK)
+                    rows = _Rows()
+                    for i in range(done, stop):
+                        writer.lead(i, created[i], rows)
+                    writer_db.write(rows, counts)
+                    done = stop
+                    if progress:
+                        progress(done, leads)
+        with conn.begin():
+            conn.execute(
+                insert(tables["auditevent"]),
+                [
+                    {
+                        "at": datetime.now(UTC), "actor_id": None, "actor_email": None,
+                        "action": "demo.generate", "lead_id": None, "entity": None, "entity_id": None,
+                        "details": json.dumps({"leads": leads, "seed": seed, "as_of": as_of.isoformat(), "months": months}),
+                        "ip": None,
+                    }
+                ],
             )  # fmt: skip
-            created = _creation_times(rng, clock, leads, first=2, days=n_days)
-            plan = _plan(rng, created, cutoff, services, places)
-            writer = _Writer(gen, tables, ids, plan)
-            writer_db = _Inserter(conn, tables)
-            done = 0
-            while done < leads:
-                with conn.begin():
-                    for _ in range(CHUNKS_PER_TRANSACTION):
-                        if done >= leads:
-                            break
-                        stop = min(leads, done + CHUNK)
-                        rows = _Rows()
-                        for i in range(done, stop):
-                            writer.lead(i, created[i], rows)
-                        writer_db.write(rows, counts)
-                        done = stop
-                        if progress:
-                            progress(done, leads)
-            with conn.begin():
-                conn.execute(
-                    insert(tables["auditevent"]),
-                    [
-                        {
-                            "at": datetime.now(UTC), "actor_id": None, "actor_email": None,
-                            "action": "demo.generate", "lead_id": None, "entity": None, "entity_id": None,
-                            "details": json.dumps({"leads": leads, "seed": seed, "as_of": as_of.isoformat(), "months": months}),
-                            "ip": None,
-                        }
-                    ],
-                )  # fmt: skip
-                if conn.dialect.name == "postgresql":
-                    _bump_sequences(conn, tables)
-        finally:
-            if sqlite:
-                if conn.in_transaction():
-                    conn.rollback()
-                conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-                conn.exec_driver_sql("PRAGMA cache_size=-2000")
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                conn.commit()
+            if conn.dialect.name == "postgresql":
+                _bump_sequences(conn, tables)
     ordered = {name: counts.get(name, 0) for name in TABLE_ORDER}
     return DemoResult(
         counts=ordered, as_of=as_of, seed=seed, seconds=_time.perf_counter() - started
     )
+
+
+@contextmanager
+def _bulk_mode(conn: Connection) -> Iterator[None]:
+    """On SQLite, a bulk load: no fsync, a bigger page cache, no per-row foreign-key lookups
+    (every id is assigned here; the tests run foreign_key_check). Restored afterwards, since
+    the connection goes back to the app's pool."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    for pragma in ("synchronous=OFF", "cache_size=-262144", "foreign_keys=OFF"):
+        conn.exec_driver_sql(f"PRAGMA {pragma}")
+    conn.commit()
+    try:
+        yield
+    finally:
+        if conn.in_transaction():
+            conn.rollback()
+        for pragma in ("synchronous=NORMAL", "cache_size=-2000", "foreign_keys=ON"):
+            conn.exec_driver_sql(f"PRAGMA {pragma}")
+        conn.commit()
 
 
 def _bump_sequences(conn: Connection, tables: dict[str, Table]) -> None:
@@ -1328,9 +1335,7 @@ def _plan(
 class _Writer:
     """Turns each lead's journey into rows with pre-assigned ids."""
 
-    def __init__(
-        self, gen: _Generator, tables: dict[str, Table], ids: dict[str, int], plan: _Plan
-    ) -> None:
+    def __init__(self, gen: _Generator, ids: dict[str, int], plan: _Plan) -> None:
         self.gen = gen
         self.ids = ids
         self.plan = plan

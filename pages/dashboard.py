@@ -91,7 +91,7 @@ def download(rows: list[dict[str, Any]], what: str, key: str) -> None:
 
 
 def pct(x: float | None) -> str:
-    return "–" if x is None else f"{x:.0%}"
+    return "-" if x is None else f"{x:.0%}"
 
 
 def pct_delta(cur: float | None, prev: float | None) -> str | None:

@@ -40,7 +40,7 @@ def funnel_chart(rows: list[FunnelRow], group_order: list[str]) -> alt.FacetChar
         ]
     )
     base = alt.Chart(data).encode(
-        y=alt.Y("Stage:N", sort=FUNNEL_LABELS, title=None),
+        y=alt.Y("Stage:N", sort=FUNNEL_LABELS, title=None, axis=alt.Axis(labelLimit=200)),
         x=alt.X("Leads:Q", title="Leads that reached the stage"),
     )
     bars = base.mark_bar().encode(
@@ -98,7 +98,11 @@ def stage_time_chart(rows: list[StageTime]) -> alt.LayerChart | alt.FacetChart:
             for r in rows
         ]
     )
-    base = alt.Chart(data).encode(y=alt.Y("Stage:N", sort=[s.label for s in stages], title=None))
+    base = alt.Chart(data).encode(
+        y=alt.Y(
+            "Stage:N", sort=[s.label for s in stages], title=None, axis=alt.Axis(labelLimit=200)
+        )
+    )
     bars = base.mark_bar().encode(
         x=alt.X("Median days:Q", title="Days in the stage (bar: median, tick: 90th percentile)"),
         color=alt.Color("Stage:N", scale=_stage_scale(stages), legend=None),

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import anyio
+import anyio.to_thread
 from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
@@ -69,6 +71,23 @@ _limiter_lock = threading.Lock()
 _ready_lock = threading.Lock()
 _ready_engine: Engine | None = None
 _sqlite_write_lock = threading.Lock()
+_db_limiter: anyio.CapacityLimiter | None = None
+# SQLite takes one writer at a time, so more threads only fight over the GIL and the lock;
+# a few let the next requests' reads (key, settings) overlap the current write.
+DB_THREADS = 4
+# Clinic settings are read at most this often by the API (an admin's change applies
+# within that time): the SLA clock, thank-you page and alert settings on every request.
+CONFIG_CACHE_SECONDS = 2.0
+_config_lock = threading.Lock()
+_config_cache: tuple[float, clinic_settings.ClinicConfig] | None = None
+
+
+def _db_threads() -> anyio.CapacityLimiter:
+    """The worker threads intake requests may use at once (created on the server's loop)."""
+    global _db_limiter
+    if _db_limiter is None:
+        _db_limiter = anyio.CapacityLimiter(DB_THREADS)
+    return _db_limiter
 
 
 class ApiError(Exception):
@@ -151,7 +170,9 @@ async def _create_lead(request: Request) -> Response:
     idempotency_key = _idempotency_key(request.headers.get("idempotency-key"))
     origin = request.headers.get("origin")
 
-    outcome = await run_in_threadpool(_store, key, fields, raw, idempotency_key, origin)
+    outcome = await anyio.to_thread.run_sync(
+        _store, key, fields, raw, idempotency_key, origin, limiter=_db_threads()
+    )
     if outcome.status == 401:
         failures.hit(client_ip)
 
@@ -347,7 +368,7 @@ def _store(
             replay = _replay(session, scoped_key)
             if replay is not None:
                 return replay
-        config = clinic_settings.load(session)
+        config = _clinic_config(session)
 
         if str(fields.get("website") or "").strip():
             # Honeypot filled: answer like a success, store nothing (a bot learns nothing).
@@ -374,6 +395,20 @@ def _store(
                     raise
                 log.warning("Intake API: integrity conflict while storing; retrying once")
     raise AssertionError("unreachable")
+
+
+def _clinic_config(session: Session) -> clinic_settings.ClinicConfig:
+    """The clinic's settings, re-read every CONFIG_CACHE_SECONDS (treat as read-only)."""
+    global _config_cache
+    now = time.monotonic()
+    with _config_lock:
+        cached = _config_cache
+    if cached is not None and now < cached[0]:
+        return cached[1]
+    config = clinic_settings.load(session)
+    with _config_lock:
+        _config_cache = (now + CONFIG_CACHE_SECONDS, config)
+    return config
 
 
 def _submit(
@@ -412,7 +447,7 @@ def _replay(session: Session, scoped_key: str) -> _Outcome | None:
     return _Outcome(
         record.status_code,
         body,
-        thank_you_url=clinic_settings.load(session).thank_you_url,
+        thank_you_url=_clinic_config(session).thank_you_url,
         headers={"Idempotent-Replayed": "true"},
     )
 

@@ -16,7 +16,8 @@ ROOT = Path(__file__).parent
 
 def navigation() -> None:
     """Build the navigation from the signed-in actor's permissions and run the page."""
-    st.set_page_config(page_title="Clinic CRM", page_icon=":material/healing:", layout="wide")
+    # A local favicon: a ":material/..." icon makes every browser fetch it from Google (a third party).
+    st.set_page_config(page_title="Clinic CRM", page_icon=str(ROOT / "ui" / "favicon.png"), layout="wide")
     context.engine()
     actor = auth.current_actor()
     auth.pending_redirect()
@@ -44,7 +45,14 @@ def navigation() -> None:
 if __name__ == "__main__":
     navigation()
 else:
+    from streamlit.runtime.pages_manager import PagesManager
+
     from crm.http import middleware, routes
+
+    # Streamlit treats an app with a pages/ folder as an old-style multipage app until the
+    # router has called st.navigation once: on a fresh server the first visitor to open
+    # /admin_users directly would run that page without the router. Say up front that it is not.
+    PagesManager.uses_pages_directory = False
     from crm.settings import get_settings
 
     get_settings()  # a bad environment variable stops the server at start, naming it

@@ -48,7 +48,9 @@ def sign_in() -> None:
                 st.error(str(err))
                 return
         ui_auth.sign_in(actor)
-        st.rerun()
+        st.success("Signed in. Opening your workspace…")
+        ui_auth.pending_redirect()  # the browser fetches its cookie, then reloads the app
+        return
     if ui_auth.sso_configured():
         st.divider()
         if st.button("Sign in with single sign-on", key="login_sso"):

@@ -132,7 +132,7 @@ def _submissions(session: Session, lead_id: int) -> list[TimelineItem]:
             at=s.received_at,
             kind="submission",
             title=f"{_SOURCES.get(s.source, _label(s.source).capitalize())} submission",
-            meta=f"Crisis flag: {s.crisis_reason}" if s.crisis_reason else None,
+            meta="Flagged as a possible crisis" if s.crisis_reason else None,
             text=s.message,
         )
         for s in rows

@@ -333,7 +333,7 @@ class _Journey:
 
     __slots__ = (
         "created", "cutoff", "last", "stage", "owner", "changes", "attempts", "consults",
-        "decisions", "appointments", "reopened", "candidate", "provider",
+        "decisions", "appointments", "reopened", "candidate", "provider", "pending",
     )  # fmt: skip
 
     def __init__(self, created: int, cutoff: int) -> None:
@@ -350,9 +350,16 @@ class _Journey:
         self.reopened = False
         self.candidate: str | None = None
         self.provider: int | None = None
+        # When the next step would have happened, had the data gone on past the as-of day.
+        self.pending: int | None = None
 
     def ok(self, at: int) -> bool:
-        return at < self.cutoff
+        """True when `at` is before the as-of instant; else it is remembered as what's pending."""
+        if at < self.cutoff:
+            return True
+        if self.pending is None:
+            self.pending = at
+        return False
 
     def move(
         self,
@@ -364,7 +371,7 @@ class _Journey:
     ) -> bool:
         """Log a stage change at `at` (nudged past the previous one); False past the as-of time."""
         at = max(at, self.last + 1)
-        if at >= self.cutoff:
+        if not self.ok(at):
             return False
         self.changes.append((self.stage, to, at, actor, reason, note))
         self.stage = to
@@ -379,7 +386,7 @@ class _Journey:
         outcome: Outcome,
         note: str | None = None,
     ) -> bool:
-        if at >= self.cutoff:
+        if not self.ok(at):
             return False
         self.attempts.append((at, actor, channel.value, outcome.value, note))
         return True
@@ -567,6 +574,8 @@ class _Generator:
             reason = self.reason(self.config.lost_reasons, {"Unreachable": 1.0})
             if j.move(Stage.LOST, at, owner, reason):
                 self.maybe_reopen(j, at, out_of_area=out_of_area)
+        else:
+            self.stalled(j, at)
 
     def contacted(self, j: _Journey, t: int, *, out_of_area: bool, again: bool = False) -> None:
         rng = self.rng
@@ -588,7 +597,8 @@ class _Generator:
         elif r < p_book + p_lost + 0.04:
             at = self.soon(t, HOUR, 5 * DAY)
             j.move(Stage.NOT_ELIGIBLE, at, j.owner, self.medical_reason())
-        # else: still open at contacted (a stale lead the queue will show)
+        else:
+            self.stalled(j, t)
 
     def consult(
         self, j: _Journey, booked: int, *, out_of_area: bool, force_future: bool = False
@@ -682,6 +692,8 @@ class _Generator:
         elif r < 0.975:
             at = self.soon(t, HOUR, 4 * DAY)
             j.move(Stage.NOT_ELIGIBLE, at, j.provider, self.medical_reason())
+        else:
+            self.stalled(j, t)
 
     def decide(
         self, j: _Journey, outcome: ScreeningOutcome, at: int, reason: str | None = None
@@ -730,6 +742,8 @@ class _Generator:
                 j.owner,
                 self.lost_reason(out_of_area, {"Not interested": 2.0, "Other": 2.0}),
             )
+        else:
+            self.stalled(j, t)
 
     def cleared(self, j: _Journey, t: int, *, out_of_area: bool) -> None:
         r = self.rng.random()
@@ -738,6 +752,18 @@ class _Generator:
         elif r < 0.98:
             at = self.soon(t, DAY, 10 * DAY)
             j.move(Stage.LOST, at, j.owner, self.lost_reason(out_of_area, {"Cost": 6.0}))
+        else:
+            self.stalled(j, t)
+
+    def stalled(self, j: _Journey, t: int) -> None:
+        """A lead nobody moved on: most are closed at a later clean-up, the rest stay stale."""
+        if self.rng.random() < 0.7:
+            at = self.soon(t, 30 * DAY, 90 * DAY)
+            reason = self.reason(
+                self.config.lost_reasons, {"Unreachable": 2.0, "Not interested": 1.0}
+            )
+            if at < self.cutoff:  # not "pending": nobody planned it, so the lead shows overdue
+                j.move(Stage.LOST, at, j.owner, reason, "Closed at the monthly clean-up")
 
     def infusion(
         self, j: _Journey, booked: int, *, out_of_area: bool, force_future: bool = False
@@ -1545,7 +1571,7 @@ class _Writer:
         if stage == Stage.NEW:
             if not j.attempts:
                 return None, None
-            return "Try again", clock.add_business(j.attempts[-1][0], 4 * HOUR)
+            return "Try again", j.pending or clock.add_business(j.attempts[-1][0], 4 * HOUR)
         if stage == Stage.CONSULT_SCHEDULED and j.consults:
             return "Phone consult", j.consults[-1][1]
         if stage == Stage.INFUSION_SCHEDULED and j.appointments:
@@ -1556,7 +1582,8 @@ class _Writer:
             Stage.SCREENING: ("Collect medical records", 24 * HOUR),
             Stage.CLEARED: ("Book the first infusion", 8 * HOUR),
         }.get(stage, ("Follow up", 8 * HOUR))
-        return label, clock.add_business(changed, delay)
+        # The step the simulation cut off at the as-of day is what the team has planned next.
+        return label, j.pending or clock.add_business(changed, delay)
 
     def write_history(self, lead_id: int, j: _Journey, rows: _Rows) -> None:
         prev = j.created

@@ -711,3 +711,33 @@ def list_consults(
             )
         )
     return views
+
+
+@dataclass(frozen=True)
+class LeadConsults:
+    """A lead's consults (oldest first) with the lead's stage and version, for its page."""
+
+    lead_id: int
+    stage: Stage
+    version: int
+    is_open: bool
+    consults: list[ConsultView]
+
+    @property
+    def booked(self) -> ConsultView | None:
+        return next((c for c in self.consults if c.status == ConsultStatus.BOOKED), None)
+
+
+def lead_consults(*, session: Session, actor: Actor, lead_id: int) -> LeadConsults:
+    """Everything the lead page's consult section shows."""
+    require(actor, Perm.LEADS_READ)
+    lead = session.get(Lead, lead_id, populate_existing=True)
+    if lead is None:
+        raise NotFound(f"Lead {lead_id} does not exist.")
+    return LeadConsults(
+        lead_id=lead_id,
+        stage=Stage(lead.stage),
+        version=lead.version,
+        is_open=lead.is_open,
+        consults=list_consults(session=session, actor=actor, lead_id=lead_id),
+    )

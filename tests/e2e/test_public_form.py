@@ -43,6 +43,8 @@ def test_visitor_fixes_a_typo_and_sees_the_confirmation(server: tuple[RunningSer
         browser = launch_browser(pw)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1900})
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
             page.goto(srv.base_url)
             wait_for_app(page)
             expect(page.get_by_role("heading", name="Request a free consultation")).to_be_visible()
@@ -78,6 +80,9 @@ def test_visitor_fixes_a_typo_and_sees_the_confirmation(server: tuple[RunningSer
             assert re.fullmatch(r"KC-[2-9A-HJKMNP-TV-Z]{6}", reference)
             expect(page.get_by_text("988")).to_have_count(0)  # not a crisis
             screenshot(page, "public_form_confirmation")
+            # No third-party scripts, fonts or trackers: every request stays on the clinic's server.
+            outside = [u for u in requested if not u.startswith((srv.base_url, "data:", "blob:"))]
+            assert outside == []
         finally:
             browser.close()
 

@@ -141,6 +141,13 @@ async def create_lead(request: Request) -> Response:
             status_code=503,
             headers={"Retry-After": RETRY_AFTER_DB_DOWN},
         )
+    except sa_exc.DataError:
+        # A value the database refused (too long, out of range): validation should have
+        # caught it, so log it as our bug, but it came from the client: answer 422.
+        log.exception("Intake API: the database refused a value that passed validation")
+        return JSONResponse(
+            {"errors": {"body": "A value is too long or not in a form we can store"}}, 422
+        )
     except Exception:  # noqa: BLE001 - a bug of ours: log it, answer without details
         log.exception("Intake API: unexpected failure")
         return JSONResponse({"error": "Internal error; the submission was not stored."}, 500)

@@ -1233,6 +1233,7 @@ def generate(
                 )
             }
             ids = {name: _max_id(conn, tables[name]) + 1 for name in TABLE_ORDER[2:]}
+            _bump_sequences(conn, tables)
         gen = _Generator(
             rng=rng, clock=clock, config=config, cutoff=cutoff, care_team=care,
             providers=[p for p, _ in windows] or providers, slots=_Slots(clock, windows, taken),
@@ -1256,6 +1257,7 @@ def generate(
                     done = stop
                     if progress:
                         progress(done, leads)
+                _bump_sequences(conn, tables)
         with conn.begin():
             conn.execute(
                 insert(tables["auditevent"]),
@@ -1268,8 +1270,6 @@ def generate(
                     }
                 ],
             )  # fmt: skip
-            if conn.dialect.name == "postgresql":
-                _bump_sequences(conn, tables)
     ordered = {name: counts.get(name, 0) for name in TABLE_ORDER}
     return DemoResult(
         counts=ordered, as_of=as_of, seed=seed, seconds=_time.perf_counter() - started
@@ -1298,7 +1298,10 @@ def _bulk_mode(conn: Connection) -> Iterator[None]:
 
 
 def _bump_sequences(conn: Connection, tables: dict[str, Table]) -> None:
-    """PostgreSQL sequences don't see explicit ids: move each past the largest id written."""
+    """PostgreSQL sequences don't see explicit ids: move each past the largest id written
+    (in every transaction, so even an interrupted run leaves the app able to insert)."""
+    if conn.dialect.name != "postgresql":
+        return
     for name in TABLE_ORDER:
         quoted = conn.dialect.identifier_preparer.format_table(tables[name])
         # The table name comes from our own metadata, never from input.

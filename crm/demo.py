@@ -5,8 +5,9 @@ a gentle growth trend, every stage of the pipeline with realistic drop-off, cons
 reopened and returning people, staff, consults, screening decisions and first infusions.
 
 Same seed and same as-of date give the same rows. Everything is drawn from one
-`random.Random(seed)`; rows are written with SQLAlchemy Core executemany in chunks, with
-primary keys assigned here (from max(id) + 1) so nothing needs a round trip per row.
+`random.Random(seed)`; rows are written as executemany of `insert(table)` in chunks of 10,000
+leads, with primary keys assigned here (from max(id) + 1) so nothing needs a round trip per
+row. A million leads take a few minutes on SQLite.
 Each lead's history is simulated event by event and its derived columns are replayed from
 that log exactly as `crm.pipeline.apply_stage` / `transition` would set them.
 """

@@ -351,3 +351,15 @@ def test_random_messages_round_trip_on_both_backends(session: Session, message: 
         .order_by(Submission.id.desc())  # type: ignore[union-attr]
     ).first()
     assert stored == (message if message.strip() else None)
+
+
+def test_a_new_lead_goes_round_robin_when_the_clinic_turned_it_on(session: Session) -> None:
+    from crm import clinic_settings
+
+    member = make_user(session, role=Role.CARE_TEAM)
+    clinic_settings.save(session, actor_id=None, changes={"round_robin": True})
+    session.commit()
+    result = submit_form(session=session, values=form(), mode="public", received_at=RECEIVED)
+    session.commit()
+    lead = session.get(Lead, result.lead_id)
+    assert lead is not None and lead.owner_id == member.id

@@ -40,6 +40,8 @@ FORM_KEYS = (*ATTEMPT_KEYS, NOTE_KEY, *NEXT_KEYS, *CONTACT_KEYS.values(), *MOVE_
 CHANNELS = {c.value: c.value.capitalize() for c in Channel}
 OUTCOMES = {o.value: o.value.replace("_", " ").capitalize() for o in Outcome}
 BADGE_COLORS = {"urgent": "red", "overdue": "orange", "out of area": "gray"}
+NAME_CSS = "font-size: 2.25rem; font-weight: 700; line-height: 1.2; padding: 0.25rem 0 0.5rem 0;"
+NOBODY = 0
 
 
 def lead_sections() -> Any:
@@ -155,9 +157,11 @@ if flash := st.session_state.pop(FLASH, None):
 
 # --- header --------------------------------------------------------------------------------------
 
+# The name is something the person typed: plain text (st.text), made large by our own CSS.
+st.html(f"<style>.st-key-lead_name [data-testid='stText'] {{{NAME_CSS}}}</style>")
 st.caption(f"Lead {view.reference} · {view.stage_label}")
-st.title("Lead")
-st.text(view.name or "(no name)")
+with st.container(key="lead_name"):
+    st.text(view.name or "(no name)")
 if view.crisis_reason:
     st.error(
         "Crisis flag: a clinician must review this now. If the person may be in danger, give them "
@@ -166,17 +170,12 @@ if view.crisis_reason:
     )
     st.text(f"Why it was flagged: {view.crisis_reason}")
 if view.badges or view.sla:
-    badge_cols = st.columns(len(view.badges) + 2)
-    for i, badge in enumerate(view.badges):
-        with badge_cols[i]:
-            st.badge(badge, color=BADGE_COLORS.get(badge, "blue"))  # type: ignore[arg-type]
+    # Our own words only (badge names and the SLA text), so Markdown badges are safe here.
+    shown = [f":{BADGE_COLORS.get(b, 'blue')}-badge[{b}]" for b in view.badges]
     if view.sla:
-        with badge_cols[len(view.badges)]:
-            st.badge(
-                f"Speed to lead: {view.sla}",
-                color="red" if view.sla_late else "green",
-                icon=":material/timer:",
-            )
+        color = "red" if view.sla_late else "green"
+        shown.append(f":{color}-badge[:material/timer: speed to lead: {view.sla}]")
+    st.markdown(" ".join(shown))
 if seen is not None and view.version != seen:
     who = view.updated_by or "someone else"
     st.warning(
@@ -240,18 +239,18 @@ with state_col:
                     done="You own this lead now.",
                     clear=("lead_assign_to",),
                 )
-    labels = {m.id: m.label + (" (away)" if m.away else "") for m in members}
+    labels = {NOBODY: "Nobody"} | {m.id: m.label + (" (away)" if m.away else "") for m in members}
     with assign_col:
-        _init("lead_assign_to", view.owner_id)
+        _init("lead_assign_to", view.owner_id or NOBODY)
         st.selectbox(
             "Assign to",
-            [None, *labels],
+            list(labels),
             key="lead_assign_to",
-            format_func=lambda i: "Nobody" if i is None else labels.get(i, str(i)),
+            format_func=lambda i: labels.get(i, str(i)),
         )
     with assign_btn:
         if st.button("Assign", key="lead_assign"):
-            owner_id = st.session_state.get("lead_assign_to")
+            owner_id = st.session_state.get("lead_assign_to") or None
             _act(
                 lambda s: triage.assign(
                     session=s, actor=actor, lead_id=lead_id, owner_id=owner_id, seen_version=seen
@@ -285,11 +284,11 @@ with work:
     moves = [Stage(m) for m in view.moves]
     if moves and can(actor, Perm.LEADS_WRITE):
         st.markdown("**Move the lead**")
-        buttons = st.columns(len(moves))
-        for column, target in zip(buttons, moves, strict=True):
+        row = st.container(horizontal=True)
+        for target in moves:
             reopen = not view.is_open
             label = f"Reopen as {target.label}" if reopen else target.label
-            if column.button(label, key=f"lead_move_{target.value}"):
+            if row.button(label, key=f"lead_move_{target.value}"):
                 if leads.reasons_for(target, config):
                     st.session_state[MOVE_TO] = target.value
                 else:

@@ -28,13 +28,7 @@ AWAY = "queue_away"
 TABLE_N = "queue_table_n"
 FILTERS_SEEN = "queue_filters_seen"
 LEAD_VIEWED = "lead_viewed"  # the lead page audits a view once per visit; a visit ends here
-FLAGS = {
-    "urgent": "🔴 urgent",
-    "overdue": "⏰ overdue",
-    "re-submitted": "↻ re-submitted",
-    "possible duplicate": "⧉ possible duplicate",
-    "out of area": "📍 out of area",
-}
+FLAGS = {"urgent": "URGENT"}
 SOURCES = {
     Source.WEB_FORM.value: "Web form",
     Source.PHONE.value: "Phone",
@@ -109,23 +103,15 @@ except CRMError as err:
     st.stop()
 
 counts = result.stage_counts
-head, away_box = st.columns([5, 1], vertical_alignment="bottom")
-with head:
-    st.pills(
-        f"Open leads by stage · {sum(counts.values()):,} in all",
-        options=[s.value for s in OPEN_STAGES],
-        selection_mode="multi",
-        format_func=lambda s: f"{Stage(s).label} · {counts.get(s, 0):,}",
-        key=STAGES,
-        persist_state="session",
-    )
-with away_box:
-    st.toggle(
-        "I'm away",
-        key=AWAY,
-        on_change=_set_away,
-        help="Round-robin skips you while you're away.",
-    )
+st.pills(
+    f"Open leads by stage · {sum(counts.values()):,} in all",
+    options=[s.value for s in OPEN_STAGES],
+    selection_mode="multi",
+    format_func=lambda s: f"{Stage(s).label} · {counts.get(s, 0):,}",
+    key=STAGES,
+    persist_state="session",
+    width="stretch",
+)
 
 search_col, owner_col, area_col, service_col, source_col = st.columns([3, 2, 2, 2, 2])
 with search_col:
@@ -175,7 +161,14 @@ with source_col:
         format_func=lambda s: "Any" if s is None else SOURCES.get(s, s),
         persist_state="session",
     )
-toggle_a, toggle_b, summary = st.columns([1, 1, 4], vertical_alignment="center")
+toggle_a, toggle_b, summary, away_box = st.columns([1, 1, 3, 1], vertical_alignment="center")
+with away_box:
+    st.toggle(
+        "I'm away",
+        key=AWAY,
+        on_change=_set_away,
+        help="Round-robin gives new leads to the others while you're away.",
+    )
 with toggle_a:
     st.toggle("Overdue only", key=OVERDUE, persist_state="session")
 with toggle_b:
@@ -196,6 +189,7 @@ table = [
     {
         "Age": row.age,
         "Name": row.name,
+        "Flags": " · ".join(FLAGS.get(b, b) for b in row.badges),
         "Service": row.service,
         "Area": row.area,
         "Stage": row.stage_label,
@@ -204,7 +198,6 @@ table = [
         "Next action": row.next_action,
         "Due": format_local(row.due_at, tz, "%b %d, %I:%M %p") if row.due_at else "",
         "Speed to lead": row.sla,
-        "Flags": "  ".join(FLAGS.get(b, b) for b in row.badges),
         "Ref": row.reference,
     }
     for row in result.rows

@@ -133,6 +133,19 @@ class Contact(SQLModel, table=True):
     version: int = 1
 
 
+# Columns of the dashboard's covering indexes on lead (also in migration 0005).
+COHORT_COLUMNS = (
+    "created_at", "stage", "service_area_id", "service_id", "source", "owner_id", "urgent",
+    "first_response_at", "first_response_due_at", "reached_contacted_at",
+    "reached_consult_scheduled_at", "reached_consult_completed_at", "reached_screening_at",
+    "reached_cleared_at", "reached_infusion_scheduled_at", "reached_infusion_completed_at",
+    "closed_reason",
+)  # fmt: skip
+FIRST_INFUSION_COLUMNS = (
+    "reached_infusion_completed_at", "stage", "service_area_id", "service_id", "source", "owner_id",
+)  # fmt: skip
+
+
 # One inquiry journey of a contact through the pipeline (stage is a crm.enums.Stage value).
 class Lead(SQLModel, table=True):
     __table_args__ = (
@@ -154,6 +167,10 @@ class Lead(SQLModel, table=True):
             "contact_id",
         ),
         Index("ix_lead_area_created", "service_area_id", "created_at"),
+        # The dashboard (crm.metrics): a period's cohort read from the index alone, and the
+        # weekly first infusions by the week they were completed.
+        Index("ix_lead_cohort", *COHORT_COLUMNS),
+        Index("ix_lead_first_infusion", *FIRST_INFUSION_COLUMNS),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -201,6 +218,11 @@ class Lead(SQLModel, table=True):
 
 # The stage-change log: what the dashboard's time-in-stage figures are computed from.
 class StageChange(SQLModel, table=True):
+    # Time in stage per lead without reading the table (crm.metrics.time_in_stage).
+    __table_args__ = (
+        Index("ix_stagechange_lead_stay", "lead_id", "from_stage", "seconds_in_previous"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     lead_id: int = Field(foreign_key="lead.id", index=True)
     from_stage: str | None = Field(default=None, max_length=30)

@@ -1,4 +1,4 @@
-"""dashboard schema changes (filled in by the dashboard work; empty until it needs one)
+"""dashboard: covering indexes for the pipeline dashboard's queries (crm.metrics)
 
 Revision ID: 0005
 Revises: 0004
@@ -6,19 +6,37 @@ Revises: 0004
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa  # noqa: F401
-import sqlmodel  # noqa: F401
-from alembic import op  # noqa: F401
+from alembic import op
 
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# A period's cohort (inquiries by created_at) with every column the figures read, so the
+# headline, funnel, reasons and team queries never visit the table.
+COHORT = [
+    "created_at", "stage", "service_area_id", "service_id", "source", "owner_id", "urgent",
+    "first_response_at", "first_response_due_at", "reached_contacted_at",
+    "reached_consult_scheduled_at", "reached_consult_completed_at", "reached_screening_at",
+    "reached_cleared_at", "reached_infusion_scheduled_at", "reached_infusion_completed_at",
+    "closed_reason",
+]
+# Weekly first infusions, by the time the first infusion was completed.
+FIRST_INFUSION = [
+    "reached_infusion_completed_at", "stage", "service_area_id", "service_id", "source", "owner_id",
+]
+
 
 def upgrade() -> None:
-    pass
+    op.create_index("ix_lead_cohort", "lead", COHORT)
+    op.create_index("ix_lead_first_infusion", "lead", FIRST_INFUSION)
+    op.create_index(
+        "ix_stagechange_lead_stay", "stagechange", ["lead_id", "from_stage", "seconds_in_previous"]
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_index("ix_stagechange_lead_stay", table_name="stagechange")
+    op.drop_index("ix_lead_first_infusion", table_name="lead")
+    op.drop_index("ix_lead_cohort", table_name="lead")

@@ -1,0 +1,202 @@
+"""Benchmark of the pipeline dashboard's queries on big SQLite demo databases.
+
+Not a test. For each database it first brings the schema to head (the dashboard's indexes,
+built once, timed separately), then starts a fresh Python process that runs exactly the
+functions the page calls, in the page's order, for the page's default filters (inquiries of
+the last 30 days, nothing narrowed):
+
+- cold:   the first run in a new process on a new connection (SQLite's page cache empty;
+          the operating system's file cache is whatever earlier runs left, not dropped),
+- warm:   the same queries again on the same connection,
+- cached: the page's path on a repeat view within the TTL (st.cache_data hit),
+
+side by side with one bare `SELECT service_area_id, stage, count(*) FROM lead GROUP BY 1, 2`
+over the same table, and the process's peak resident memory (getrusage ru_maxrss).
+
+    python bench/dashboard.py                          # /tmp/demo100k.sqlite3, /tmp/demo1m.sqlite3
+    python bench/dashboard.py --db 100k=/tmp/a.sqlite3 --db 1m=/tmp/b.sqlite3
+    python bench/dashboard.py --plans                  # also EXPLAIN QUERY PLAN of each query
+
+Make a database with `python -m crm demo --leads 1000000 --seed 7 --database-url sqlite:////tmp/demo1m.sqlite3`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DBS = ["100k=/tmp/demo100k.sqlite3", "1m=/tmp/demo1m.sqlite3"]
+BARE = "SELECT service_area_id, stage, count(*) FROM lead GROUP BY 1, 2"
+
+
+def _queries(session: Any, f: Any, today: Any) -> list[tuple[str, Callable[[], Any]]]:
+    """The page's queries, in the page's order (pages/dashboard.py)."""
+    from crm import metrics
+    from crm.metrics import By
+
+    now = datetime.now(UTC)
+    return [
+        (
+            "filter options",
+            lambda: (
+                metrics.groups(session, By.SERVICE_AREA),
+                metrics.groups(session, By.SERVICE),
+                metrics.owners(session),
+            ),
+        ),
+        ("headline, this period", lambda: metrics.headline(session, f)),
+        ("headline, previous period", lambda: metrics.headline(session, f.previous())),
+        ("funnel by service area", lambda: metrics.funnel(session, f, By.SERVICE_AREA)),
+        ("weekly trend, 52 weeks", lambda: metrics.trend(session, f, today=today)),
+        ("time in stage", lambda: metrics.time_in_stage(session, f)),
+        ("lost / not-eligible reasons", lambda: metrics.leave_reasons(session, f)),
+        ("team", lambda: metrics.team(session, f, now=now)),
+    ]
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+def run_one(path: str, plans: bool) -> dict[str, Any]:
+    """In this (fresh) process: time every query cold, warm and cached; peak RSS."""
+    import logging
+
+    import streamlit as st
+    from sqlalchemy import event, text
+    from sqlmodel import Session
+
+    from crm import clinic_settings, db, metrics
+
+    logging.getLogger("streamlit").setLevel(logging.ERROR)
+    engine = db.make_engine(f"sqlite:///{path}")
+    statements: list[tuple[str, Any]] = []
+    if plans:
+        event.listen(
+            engine,
+            "before_cursor_execute",
+            lambda _c, _cur, stmt, params, _ctx, _many: statements.append((stmt, params)),
+        )
+    out: dict[str, Any] = {"cold": {}, "warm": {}, "cached": {}}
+    with Session(engine) as session:
+        out["bare_cold"] = _timed(lambda: session.connection().execute(text(BARE)).all())
+        out["leads"] = session.connection().execute(text("SELECT count(*) FROM lead")).scalar()
+        tz = clinic_settings.load(session).timezone
+        today = metrics.local_today(tz)
+        start, end = metrics.period_dates(metrics.Period.LAST_30_DAYS, today)
+        f = metrics.Filters(start=start, end=end, tz=tz)
+        out["cohort"] = metrics.headline(session, f).inquiries if plans else None
+        statements.clear()
+        for name, fn in _queries(session, f, today):
+            out["cold"][name] = _timed(fn)
+        for name, fn in _queries(session, f, today):
+            out["warm"][name] = _timed(fn)
+        out["bare_warm"] = _timed(lambda: session.connection().execute(text(BARE)).all())
+        if plans:
+            raw = session.connection().connection.dbapi_connection
+            assert raw is not None
+            out["plans"] = [
+                (stmt, [row[3] for row in raw.execute("EXPLAIN QUERY PLAN " + stmt, params)])
+                for stmt, params in statements
+                if "lead" in stmt
+            ]
+        # The page's cache: the same functions behind st.cache_data; a repeat view is a hit.
+        for name, fn in _queries(session, f, today):
+            cached = st.cache_data(ttl=60, show_spinner=False)(lambda _key, fn=fn: fn())
+            cached(name)
+            out["cached"][name] = _timed(lambda cached=cached, name=name: cached(name))
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def prepare(path: str) -> float:
+    """Upgrade the schema (builds the dashboard's indexes on an older demo file); seconds."""
+    from crm import db
+
+    started = time.perf_counter()
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--db", action="append", metavar="LABEL=PATH", help="A database to measure (repeatable)."
+    )
+    parser.add_argument(
+        "--plans", action="store_true", help="Print EXPLAIN QUERY PLAN of each query."
+    )
+    parser.add_argument("--one", metavar="PATH", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.plans), default=str))
+        return
+    results: list[tuple[str, dict[str, Any]]] = []
+    for spec in args.db or DEFAULT_DBS:
+        label, _, path = spec.partition("=")
+        if not Path(path).exists():
+            sys.exit(
+                f"{path} not found: python -m crm demo --leads N --seed 7 --database-url sqlite:///{path}"
+            )
+        print(f"{label}: schema upgrade (index build) {prepare(path):.1f} s", flush=True)
+        child = subprocess.run(
+            [sys.executable, __file__, "--one", path, *(["--plans"] if args.plans else [])],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        results.append((label, json.loads(child.stdout.strip().splitlines()[-1])))
+    report(results, args.plans)
+
+
+def report(results: list[tuple[str, dict[str, Any]]], plans: bool) -> None:
+    names = list(results[0][1]["cold"])
+    head = "".join(f" | {label + ' cold':>11} {'warm':>8} {'cached':>8}" for label, _ in results)
+    print(f"\n{'ms':<30}{head}")
+    print("-" * (30 + 31 * len(results)))
+    for name in names:
+        cells = "".join(
+            f" | {r['cold'][name]:11.1f} {r['warm'][name]:8.1f} {r['cached'][name]:8.2f}"
+            for _, r in results
+        )
+        print(f"{name:<30}{cells}")
+    totals = "".join(
+        f" | {sum(r['cold'].values()):11.1f} {sum(r['warm'].values()):8.1f} {sum(r['cached'].values()):8.2f}"
+        for _, r in results
+    )
+    print("-" * (30 + 31 * len(results)))
+    print(f"{'whole dashboard':<30}{totals}")
+    bare = "".join(f" | {r['bare_cold']:11.1f} {r['bare_warm']:8.1f} {'':>8}" for _, r in results)
+    print(f"{'bare GROUP BY area, stage':<30}{bare}")
+    print(f"{'leads in the table':<30}" + "".join(f" | {r['leads']:>29,}" for _, r in results))
+    print(f"{'peak RSS, MB':<30}" + "".join(f" | {r['peak_rss_mb']:>29.0f}" for _, r in results))
+    if plans:
+        for label, r in results:
+            print(f"\n== {label}: query plans (cohort: {r['cohort']:,} leads)")
+            for stmt, plan in r["plans"]:
+                print("  " + " ".join(stmt.split())[:140])
+                for step in plan:
+                    if "SCAN" in step or "SEARCH" in step:
+                        print(f"      {step}")
+
+
+if __name__ == "__main__":
+    main()

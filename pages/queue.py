@@ -103,14 +103,18 @@ except CRMError as err:
     st.stop()
 
 counts = result.stage_counts
+with st.container(horizontal=True, gap="medium"):
+    st.metric("All open", f"{sum(counts.values()):,}")
+    for stage in OPEN_STAGES:
+        st.metric(stage.label, f"{counts.get(stage.value, 0):,}")
+# The labels stay fixed (no counts in them): the browser sends a pill back by its label.
 st.pills(
-    f"Open leads by stage · {sum(counts.values()):,} in all",
+    "Stage",
     options=[s.value for s in OPEN_STAGES],
     selection_mode="multi",
-    format_func=lambda s: f"{Stage(s).label} · {counts.get(s, 0):,}",
+    format_func=lambda s: Stage(s).label,
     key=STAGES,
     persist_state="session",
-    width="stretch",
 )
 
 search_col, owner_col, area_col, service_col, source_col = st.columns([3, 2, 2, 2, 2])

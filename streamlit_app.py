@@ -48,12 +48,11 @@ else:
     from streamlit.runtime.pages_manager import PagesManager
 
     from crm.http import middleware, routes
+    from crm.settings import get_settings
 
     # Streamlit treats an app with a pages/ folder as an old-style multipage app until the
     # router has called st.navigation once: on a fresh server the first visitor to open
     # /admin_users directly would run that page without the router. Say up front that it is not.
     PagesManager.uses_pages_directory = False
-    from crm.settings import get_settings
-
     get_settings()  # a bad environment variable stops the server at start, naming it
     app = st.App(__file__, routes=routes(), middleware=middleware())

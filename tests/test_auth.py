@@ -22,6 +22,14 @@ from crm.timeutil import utcnow
 PASSWORD = "correct horse battery 42"
 
 
+@pytest.fixture(autouse=True)
+def _quick_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2 parameters for speed (test_auth checks the real ones)."""
+    from argon2 import PasswordHasher
+
+    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
 def _user(session: Session, email: str = "pat@clinic.test", role: Role = Role.CARE_TEAM) -> User:
     user = users.create_user(session=session, email=email, password=PASSWORD, role=role, name="Pat Jones")
     session.commit()
@@ -66,6 +74,13 @@ def test_weak_passwords_are_refused_with_a_reason(password: str, message: str) -
 @pytest.mark.parametrize("password", [PASSWORD, "Blue-Lantern-Orchard-7", "twelve chars"])
 def test_a_long_uncommon_password_is_accepted(password: str) -> None:
     auth.check_password_policy(password, email="pat@clinic.test", name="Pat Jones")
+
+
+def test_production_hashing_uses_the_rfc_9106_low_memory_profile() -> None:
+    from argon2 import PasswordHasher
+
+    assert "$argon2id$v=19$m=65536,t=3,p=4$" in PasswordHasher().hash("x")
+    assert auth._DUMMY_HASH.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
 
 
 def test_the_hash_is_argon2id_and_verifies_only_the_right_password() -> None:

@@ -19,6 +19,7 @@ than SQLite's busy-retry sleeps (it also keeps two identical submissions strictl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -28,14 +29,15 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import anyio
 import anyio.to_thread
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlalchemy import exc as sa_exc
-from sqlmodel import Session
+from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect, Request
@@ -47,6 +49,7 @@ from crm.apikeys import ApiKeyInfo
 from crm.models import IdempotencyRecord
 from crm.ratelimit import RateLimiter
 from crm.settings import get_settings
+from crm.timeutil import utcnow
 from crm.validation import FieldErrors, IntakeInput, validate_intake
 
 __all__ = ["LEADS_PATH", "IntakeCorsMiddleware", "create_lead"]
@@ -79,6 +82,11 @@ DB_THREADS = 4
 # within that time): the SLA clock, thank-you page and alert settings on every request.
 CONFIG_CACHE_SECONDS = 2.0
 _config_lock = threading.Lock()
+# Retries come within minutes; a day's records answer any sane retry policy.
+IDEMPOTENCY_TTL = timedelta(hours=24)
+PURGE_EVERY_SECONDS = 3600.0
+_purge_lock = threading.Lock()
+_next_purge = 0.0
 _config_cache: tuple[float, clinic_settings.ClinicConfig] | None = None
 
 
@@ -370,9 +378,11 @@ def _store(
             return _Outcome(401, {"error": "Invalid or revoked API key"})
         if origin and api_key.allowed_origins and origin.lower() not in api_key.allowed_origins:
             return _Outcome(403, {"error": "This API key may not be used from this origin"})
-        scoped_key = f"{api_key.id}:{idempotency_key}" if idempotency_key else None
-        if scoped_key is not None:
-            replay = _replay(session, scoped_key)
+        idem = None
+        if idempotency_key is not None:
+            # Scoped by API key: two websites may well pick the same key values.
+            idem = _Idempotency(f"{api_key.id}:{idempotency_key}", _fingerprint(raw))
+            replay = _replay(session, idem)
             if replay is not None:
                 return replay
         config = _clinic_config(session)
@@ -390,12 +400,12 @@ def _store(
 
         for attempt in range(2):
             try:
-                return _submit(session, engine, api_key, data, raw, scoped_key, config)
+                return _submit(session, engine, api_key, data, raw, idem, config)
             except sa_exc.IntegrityError:
                 session.rollback()
-                if scoped_key is not None:
+                if idem is not None:
                     # The same Idempotency-Key was committed first by another worker: replay.
-                    replay = _replay(session, scoped_key)
+                    replay = _replay(session, idem)
                     if replay is not None:
                         return replay
                 if attempt == 1:
@@ -424,7 +434,7 @@ def _submit(
     api_key: ApiKeyInfo,
     data: IntakeInput,
     raw: dict[str, Any],
-    scoped_key: str | None,
+    idem: _Idempotency | None,
     config: clinic_settings.ClinicConfig,
 ) -> _Outcome:
     """Store the lead, the idempotency record and the key's use in one transaction."""
@@ -438,25 +448,59 @@ def _submit(
             config=config,
         )
         body = {"id": result.lead_id, "reference": result.reference, "urgent": result.urgent}
-        if scoped_key is not None:
-            session.add(IdempotencyRecord(key=scoped_key, status_code=201, body=json.dumps(body)))
+        if idem is not None:
+            stored = json.dumps({"answer": body, "request": idem.fingerprint})
+            session.add(IdempotencyRecord(key=idem.key, status_code=201, body=stored))
+            _purge_idempotency_records(session)
         apikeys.touch(session=session, key=api_key)
         session.commit()
     alert = (result.lead_id, result.reference, config) if result.urgent else None
     return _Outcome(201, body, thank_you_url=config.thank_you_url, notify=alert)
 
 
-def _replay(session: Session, scoped_key: str) -> _Outcome | None:
-    record = session.get(IdempotencyRecord, scoped_key)
+# An Idempotency-Key as stored (scoped by API key) and what the request it came with said.
+@dataclass(frozen=True)
+class _Idempotency:
+    key: str
+    fingerprint: str
+
+
+def _fingerprint(raw: dict[str, Any]) -> str:
+    canonical = json.dumps(raw, sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def _replay(session: Session, idem: _Idempotency) -> _Outcome | None:
+    """The first answer given for this key, or None when the key is new.
+
+    The same key with a different submission is refused rather than replayed: a website
+    that reuses keys by mistake would otherwise lose every inquiry after the first.
+    """
+    record = session.get(IdempotencyRecord, idem.key)
     if record is None:
         return None
-    body = json.loads(record.body)
+    stored = json.loads(record.body)
+    if stored.get("request") != idem.fingerprint:
+        message = "This Idempotency-Key was already used for a different submission"
+        return _Outcome(422, {"errors": {"Idempotency-Key": message}})
     return _Outcome(
         record.status_code,
-        body,
+        stored["answer"],
         thank_you_url=_clinic_config(session).thank_you_url,
         headers={"Idempotent-Replayed": "true"},
     )
+
+
+def _purge_idempotency_records(session: Session) -> None:
+    """Drop records older than IDEMPOTENCY_TTL, at most once per process per PURGE_EVERY."""
+    global _next_purge
+    now = time.monotonic()
+    with _purge_lock:
+        if now < _next_purge:
+            return
+        _next_purge = now + PURGE_EVERY_SECONDS
+    cutoff = utcnow() - IDEMPOTENCY_TTL
+    session.execute(delete(IdempotencyRecord).where(col(IdempotencyRecord.created_at) < cutoff))
 
 
 # --- CORS for the website's fetch() calls ----------------------------------------------------

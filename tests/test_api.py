@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from sqlmodel import Session, col, select
 from crm import apikeys, clinic_settings, db
 from crm.models import ApiKey, Contact, IdempotencyRecord, Lead, Submission
 from crm.ratelimit import RateLimiter
+from crm.timeutil import utcnow
 from tests.support import free_port
 from tests.support.pg import PostgresServer
 from tests.support.server import RunningServer, start_streamlit
@@ -127,6 +129,13 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     )
     with Session(started.engine) as session:
         apikeys.revoke_key(session=session, name="retired", actor_id=None)
+        old = IdempotencyRecord(
+            key="1:from-two-days-ago",
+            created_at=utcnow() - timedelta(days=2),
+            status_code=201,
+            body="{}",
+        )
+        session.add(old)
         session.commit()
     started.inbox = inbox
     try:
@@ -345,6 +354,19 @@ def test_a_retry_with_the_same_idempotency_key_replays_the_first_answer(api: Api
     # The key is scoped to the API key: another client's same value is its own request.
     other = post(api, person(), key="partner", headers=idem)
     assert other.status_code == 201 and other.json()["id"] != first.json()["id"]
+    # Records older than a day are purged as new ones are written.
+    with Session(api.engine) as session:
+        assert session.get(IdempotencyRecord, "1:from-two-days-ago") is None
+
+
+def test_an_idempotency_key_reused_for_another_submission_is_refused(api: Api) -> None:
+    idem = {"Idempotency-Key": str(uuid.uuid4())}
+    assert post(api, person(), headers=idem).status_code == 201
+    before = api.count()
+    reused = post(api, person(first_name="Someone", last_name="Else"), headers=idem)
+    assert reused.status_code == 422
+    assert "Idempotency-Key" in reused.json()["errors"]
+    assert api.count() == before
 
 
 def test_simultaneous_retries_with_one_idempotency_key_store_one_lead(api: Api) -> None:

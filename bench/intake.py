@@ -50,6 +50,8 @@ class LevelResult:
     latencies_ms: list[float]
     stored: int | None
     first_error: str
+    ids: set[int]
+    missing: int | None = None
 
     @property
     def rate(self) -> float:
@@ -83,6 +85,7 @@ def run_level(url: str, api_key: str, clients: int, n: int, run: str) -> LevelRe
     counter = iter(range(n))
     lock = threading.Lock()
     latencies: list[float] = []
+    ids: set[int] = set()
     accepted = errors = 0
     first_error = ""
     start_gate = threading.Barrier(clients + 1)
@@ -90,6 +93,7 @@ def run_level(url: str, api_key: str, clients: int, n: int, run: str) -> LevelRe
     def worker() -> None:
         nonlocal accepted, errors, first_error
         mine: list[float] = []
+        my_ids: list[int] = []
         ok = bad = 0
         err = ""
         with httpx.Client(base_url=url, timeout=30.0, headers={"X-API-Key": api_key}) as client:
@@ -108,12 +112,14 @@ def run_level(url: str, api_key: str, clients: int, n: int, run: str) -> LevelRe
                 mine.append((time.perf_counter() - t0) * 1000)
                 if status == 201:
                     ok += 1
+                    my_ids.append(int(response.json()["id"]))
                 else:
                     bad += 1
                     if not err:
                         err = f"HTTP {status}: {response.text[:200]}"
         with lock:
             latencies.extend(mine)
+            ids.update(my_ids)
             accepted += ok
             errors += bad
             first_error = first_error or err
@@ -126,7 +132,7 @@ def run_level(url: str, api_key: str, clients: int, n: int, run: str) -> LevelRe
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - t0
-    return LevelResult(clients, n, accepted, errors, seconds, latencies, None, first_error)
+    return LevelResult(clients, n, accepted, errors, seconds, latencies, None, first_error, ids)
 
 
 def count_leads(database_url: str) -> int:
@@ -142,6 +148,29 @@ def count_leads(database_url: str) -> int:
             return int(session.exec(select(func.count()).select_from(Lead)).one())
     finally:
         engine.dispose()
+
+
+def count_missing(database_url: str, ids: set[int]) -> int:
+    """How many acknowledged lead ids are not in the database."""
+    from sqlmodel import Session, col, select
+
+    from crm import db
+    from crm.models import Lead
+
+    engine = db.make_engine(database_url)
+    found: set[int] = set()
+    wanted = sorted(ids)
+    try:
+        with Session(engine) as session:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found.update(
+                    int(i or 0)
+                    for i in session.exec(select(Lead.id).where(col(Lead.id).in_(chunk)))
+                )
+    finally:
+        engine.dispose()
+    return len(ids - found)
 
 
 def create_key(database_url: str) -> str:
@@ -219,12 +248,17 @@ def report(url: str, key: str, database_url: str | None, levels: list[int], n: i
         result = run_level(url, key, clients, n, uuid.uuid4().hex[:8])
         if database_url and before is not None:
             result.stored = count_leads(database_url) - before
+            result.missing = count_missing(database_url, result.ids)
+        distinct = len(result.ids) == result.accepted
         if result.stored is None:
             check = "not checked (no --database-url)"
-        elif result.stored == result.accepted:
-            check = f"yes ({result.stored})"
+        elif result.stored == result.accepted and result.missing == 0 and distinct:
+            check = f"yes ({result.stored}, every acknowledged id found)"
         else:
-            check = f"NO: stored {result.stored}, acknowledged {result.accepted}"
+            check = (
+                f"NO: stored {result.stored}, acknowledged {result.accepted} "
+                f"({len(result.ids)} distinct ids, {result.missing} not found)"
+            )
             all_ok = False
         all_ok = all_ok and result.errors == 0
         print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -12,11 +13,16 @@ from crm import api, db, session_routes
 from crm.nodelay import TcpNoDelayMiddleware
 
 
+def _ping_database() -> None:
+    with db.get_engine().connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
 async def health(_request: Request) -> JSONResponse:
     """200 when the database answers, 503 otherwise (for load balancers and monitoring)."""
     try:
-        with db.get_engine().connect() as connection:
-            connection.execute(text("SELECT 1"))
+        # In a worker thread: a database that hangs must not stall the server's event loop.
+        await run_in_threadpool(_ping_database)
     except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
         return JSONResponse({"status": "error", "database": type(exc).__name__}, status_code=503)
     return JSONResponse({"status": "ok", "database": "ok"})

@@ -39,9 +39,16 @@ _REASONS = {
 def client_ip() -> str:
     """The browser's address as the server sees it ("localhost" for local connections)."""
     try:
-        return st.context.ip_address or "localhost"
-    except Exception:  # noqa: BLE001 - no client context (AppTest)
+        ip = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no client context
         return "localhost"
+    return ip if isinstance(ip, str) and ip else "localhost"
+
+
+def session_cookie() -> str | None:
+    """The session cookie the browser sent when this tab connected (None in AppTest)."""
+    value = st.context.cookies.get(auth.COOKIE_NAME)
+    return value if isinstance(value, str) and value else None
 
 
 def sso_configured() -> bool:
@@ -113,7 +120,7 @@ def current_actor() -> Actor | None:
         if actor is None and was_sso:
             st.logout()  # else the identity provider's cookie would sign them straight back in
         return actor
-    cookie = st.context.cookies.get(auth.COOKIE_NAME)
+    cookie = session_cookie()
     if cookie:
         actor = _from_token(cookie, by_cookie=True)
         if actor is not None or not sso_configured():
@@ -159,7 +166,7 @@ def pending_redirect() -> None:
 def sign_out() -> None:
     """End the session server-side, then let /auth/logout clear the cookie."""
     token = st.session_state.get(TOKEN_KEY)
-    cookie = st.context.cookies.get(auth.COOKIE_NAME)
+    cookie = session_cookie()
     sso = st.session_state.get(SSO_KEY, False)
     with context.session() as s:
         auth.end_session(s, token=token, cookie=cookie, reason="signed out")

@@ -11,6 +11,11 @@ CRM_API_MAX_BODY_BYTES; 415 for another content type; 422 {"errors": {field: mes
 429 with Retry-After when one client (API key + address) goes over CRM_API_RATE_PER_MINUTE;
 503 with Retry-After when the database is unreachable. Nothing a client sends causes a 500.
 
+`Idempotency-Key` (scoped by API key, kept a day): a retry gets the first answer again
+(header `Idempotent-Replayed: true`) and stores nothing; the record is written in the lead's
+own transaction. The same key with a different submission is refused with 422. The rate
+limit is counted in this process's memory: with several server processes each counts alone.
+
 The handler runs on the server's event loop; everything touching the database runs in a
 worker thread on the process's shared engine. On SQLite, submissions from this process take
 a lock first: SQLite has one writer at a time, and waiting on a Python lock is much cheaper

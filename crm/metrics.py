@@ -45,6 +45,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    case,
     cast,
     column,
     func,
@@ -71,6 +72,7 @@ LEAD: Table = Lead.__table__  # type: ignore[attr-defined]
 CHANGE: Table = StageChange.__table__  # type: ignore[attr-defined]
 L = LEAD.c
 
+INFUSED = REACHED_COLUMN[Stage.INFUSION_COMPLETED]
 MEDIAN = Fraction(1, 2)
 P90 = Fraction(9, 10)
 DAY_SECONDS = 86_400
@@ -311,6 +313,21 @@ def _percentiles(
     return out
 
 
+def _percentile(session: Session, values_query: Select, p: Fraction = MEDIAN) -> int | None:  # type: ignore[type-arg]
+    """The nearest-rank percentile of column `v` of an ungrouped query, in one statement.
+
+    ORDER BY v LIMIT 1 OFFSET rank - 1, the rank counted by a subquery of the same statement
+    (one snapshot): cheaper than ranking every row with a window function.
+    """
+    sub = values_query.subquery()
+    n = select(func.count()).select_from(sub).scalar_subquery()
+    rank = (n * p.numerator + (p.denominator - 1)) // p.denominator
+    offset = case((n == 0, 0), else_=rank - 1)
+    value = session.connection().execute(select(sub.c.v).order_by(sub.c.v).limit(1).offset(offset))
+    found = value.scalar()
+    return None if found is None else int(found)
+
+
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -441,31 +458,18 @@ def headline(session: Session, f: Filters) -> Headline:
         .one()
     )
     n = [int(x or 0) for x in counts]
-    medians: dict[tuple[Any, ...], Spread] = {}
-    if n[0]:
-        to_contact = seconds_between(L.created_at, L.first_response_at).label("v")
-        to_infusion = seconds_between(
-            L.created_at, L[REACHED_COLUMN[Stage.INFUSION_COMPLETED]]
-        ).label("v")
-        medians = _percentiles(
-            session,
-            union_all(
-                select(literal("contact").label("g"), to_contact).where(*where, contacted),
-                select(literal("urgent").label("g"), to_contact).where(*where, L.urgent, contacted),
-                select(literal("infusion").label("g"), to_infusion).where(*where, infused),
-            )
-            .subquery()
-            .select(),
-        )
+    to_contact = seconds_between(L.created_at, L.first_response_at).label("v")
+    to_infusion = seconds_between(L.created_at, L[REACHED_COLUMN[Stage.INFUSION_COMPLETED]]).label(
+        "v"
+    )
 
-    def median(name: str) -> int | None:
-        spread = medians.get((name,))
-        return spread.at.get(MEDIAN) if spread else None
+    def median(values: Select, count: int) -> int | None:  # type: ignore[type-arg]
+        return _percentile(session, values) if count else None
 
     return Headline(
         inquiries=n[0],
         first_contacted=n[1],
-        first_contact_median_s=median("contact"),
+        first_contact_median_s=median(select(to_contact).where(*where, contacted), n[1]),
         with_target=n[2],
         within_target=n[3],
         consult_scheduled=n[4],
@@ -475,10 +479,12 @@ def headline(session: Session, f: Filters) -> Headline:
         cleared=n[8],
         screening_cleared=n[9],
         first_infusions=n[10],
-        first_infusion_median_s=median("infusion"),
+        first_infusion_median_s=median(select(to_infusion).where(*where, infused), n[10]),
         urgent=n[11],
         urgent_first_contacted=n[12],
-        urgent_first_contact_median_s=median("urgent"),
+        urgent_first_contact_median_s=median(
+            select(to_contact).where(*where, L.urgent, contacted), n[12]
+        ),
     )
 
 
@@ -635,21 +641,37 @@ def trend(session: Session, f: Filters, *, today: date, weeks: int = 52) -> list
         .data(bounds)
         .cte("w")
     )
-    area = func.coalesce(L.service_area_id, 0).label("a")
     where = _conditions(f, cohort=False)
+    labels = groups(session, By.SERVICE_AREA)
+    keys = [int(k) for k, _ in labels if not f.areas or k in f.areas]
+
+    # One index range count per (week, area) instead of grouping every lead of the year: the
+    # area-first indexes hand each count its rows already in place, with no temporary b-tree.
+    def weekly(area_test: Callable[[Any], ColumnElement[bool]], area: Any) -> Select:  # type: ignore[type-arg]
+        def count(stamp: Any) -> Any:
+            return (
+                select(func.count())
+                .where(area_test(area), stamp >= w.c.s, stamp < w.c.e, *where)
+                .scalar_subquery()
+            )
+
+        return select(w.c.i, area, count(L.created_at), count(L[INFUSED]))
+
+    parts = []
+    real = [k for k in keys if k != 0]
+    if real:
+        a = values(column("a", Integer), name="a").data([(k,) for k in real]).cte("a")
+        parts.append(weekly(lambda x: L.service_area_id == x, a.c.a))
+    if 0 in keys:
+        parts.append(weekly(lambda _x: L.service_area_id.is_(None), literal(0)))
     counts: dict[tuple[int, int], list[int]] = {}
-    for slot, stamp in ((0, L.created_at), (1, L[REACHED_COLUMN[Stage.INFUSION_COMPLETED]])):
-        query = (
-            select(w.c.i, area, func.count())
-            .select_from(w.join(LEAD, and_(stamp >= w.c.s, stamp < w.c.e)))
-            .where(*where)
-            .group_by(w.c.i, area)
-        )
-        for i, a, n in session.connection().execute(query):
-            counts.setdefault((int(a), int(i)), [0, 0])[slot] = int(n)
+    if parts:
+        for i, k, inquiries, infusions in session.connection().execute(union_all(*parts)):
+            if inquiries or infusions:
+                counts[(int(k), int(i))] = [int(inquiries), int(infusions)]
     areas_seen = {a for a, _ in counts}
     out: list[TrendRow] = []
-    for key, label in groups(session, By.SERVICE_AREA):
+    for key, label in labels:
         if key not in areas_seen:
             continue
         for i, start in enumerate(starts):
@@ -690,12 +712,18 @@ def time_in_stage(session: Session, f: Filters) -> list[StageTime]:
     stay a lead is in now (not finished) is not counted. Stays in lost, not eligible and
     spam (before a reopening) are left out.
     """
-    stages = [s.value for s in FUNNEL if s != Stage.INFUSION_COMPLETED]
+    # NOT IN, not IN (the funnel's stages): an IN list would make SQLite seek the stay index
+    # once per listed stage for every lead, instead of once per lead.
+    left_out = [Stage.INFUSION_COMPLETED, Stage.LOST, Stage.NOT_ELIGIBLE, Stage.SPAM]
     sc = CHANGE.c
     query = (
         select(sc.from_stage.label("k"), sc.seconds_in_previous.label("v"))
         .select_from(CHANGE.join(LEAD, sc.lead_id == L.id))
-        .where(*_conditions(f), sc.from_stage.in_(stages), sc.seconds_in_previous.is_not(None))
+        .where(
+            *_conditions(f),
+            sc.from_stage.not_in([s.value for s in left_out]),
+            sc.seconds_in_previous.is_not(None),
+        )
     )
     spreads = _percentiles(session, query, (MEDIAN, P90))
     return [
@@ -731,13 +759,14 @@ def leave_reasons(session: Session, f: Filters) -> list[ReasonRow]:
     """
     area = func.coalesce(L.service_area_id, 0).label("a")
     reason = func.coalesce(L.closed_reason, "").label("r")
-    # The stage test is in HAVING, not WHERE: in WHERE, SQLite would walk the stage index over
-    # every lost lead ever instead of the period's cohort (ix_lead_cohort covers this query).
+    # "Not one of the other stages" rather than "IN (lost, not eligible)": with an IN list
+    # SQLite walks the stage index over every lost lead ever, not the period's cohort
+    # (ix_lead_cohort covers this query).
+    others = [s.value for s in Stage if s not in (Stage.LOST, Stage.NOT_ELIGIBLE)]
     query = (
         select(L.stage, area, reason, func.count())
-        .where(*_conditions(f))
+        .where(*_conditions(f), L.stage.not_in(others))
         .group_by(L.stage, area, reason)
-        .having(L.stage.in_([Stage.LOST.value, Stage.NOT_ELIGIBLE.value]))
     )
     names = dict(groups(session, By.SERVICE_AREA))
     rows = [

@@ -141,8 +141,11 @@ COHORT_COLUMNS = (
     "reached_cleared_at", "reached_infusion_scheduled_at", "reached_infusion_completed_at",
     "closed_reason",
 )  # fmt: skip
-FIRST_INFUSION_COLUMNS = (
-    "reached_infusion_completed_at", "stage", "service_area_id", "service_id", "source", "owner_id",
+AREA_WEEK_COLUMNS = (
+    "service_area_id", "created_at", "stage", "service_id", "source", "owner_id",
+)  # fmt: skip
+AREA_FIRST_INFUSION_COLUMNS = (
+    "service_area_id", "reached_infusion_completed_at", "stage", "service_id", "source", "owner_id",
 )  # fmt: skip
 
 
@@ -168,9 +171,10 @@ class Lead(SQLModel, table=True):
         ),
         Index("ix_lead_area_created", "service_area_id", "created_at"),
         # The dashboard (crm.metrics): a period's cohort read from the index alone, and the
-        # weekly first infusions by the week they were completed.
+        # weekly inquiries and first infusions per service area counted by index ranges.
         Index("ix_lead_cohort", *COHORT_COLUMNS),
-        Index("ix_lead_first_infusion", *FIRST_INFUSION_COLUMNS),
+        Index("ix_lead_area_week", *AREA_WEEK_COLUMNS),
+        Index("ix_lead_area_first_infusion", *AREA_FIRST_INFUSION_COLUMNS),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -22,15 +22,18 @@ COHORT = [
     "reached_cleared_at", "reached_infusion_scheduled_at", "reached_infusion_completed_at",
     "closed_reason",
 ]
-# Weekly first infusions, by the time the first infusion was completed.
-FIRST_INFUSION = [
-    "reached_infusion_completed_at", "stage", "service_area_id", "service_id", "source", "owner_id",
+# The weekly trend: inquiries and first infusions per service area and week, each count one
+# index range (area, then time), with the columns the filters read.
+AREA_WEEK = ["service_area_id", "created_at", "stage", "service_id", "source", "owner_id"]
+AREA_FIRST_INFUSION = [
+    "service_area_id", "reached_infusion_completed_at", "stage", "service_id", "source", "owner_id",
 ]
 
 
 def upgrade() -> None:
     op.create_index("ix_lead_cohort", "lead", COHORT)
-    op.create_index("ix_lead_first_infusion", "lead", FIRST_INFUSION)
+    op.create_index("ix_lead_area_week", "lead", AREA_WEEK)
+    op.create_index("ix_lead_area_first_infusion", "lead", AREA_FIRST_INFUSION)
     op.create_index(
         "ix_stagechange_lead_stay", "stagechange", ["lead_id", "from_stage", "seconds_in_previous"]
     )
@@ -38,5 +41,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_stagechange_lead_stay", table_name="stagechange")
-    op.drop_index("ix_lead_first_infusion", table_name="lead")
+    op.drop_index("ix_lead_area_first_infusion", table_name="lead")
+    op.drop_index("ix_lead_area_week", table_name="lead")
     op.drop_index("ix_lead_cohort", table_name="lead")

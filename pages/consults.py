@@ -91,8 +91,7 @@ def consult_row(row: ConsultView) -> None:
             [1.3, 2.6, 1.8, 1.6, 1.1], vertical_alignment="center"
         )
         when.markdown(f"**{format_local(row.starts_at, config.timezone, TIME_FMT)}**")
-        if span != "Today" or provider_id == ALL_PROVIDERS:
-            when.caption(md_escape(row.provider_name))
+        when.caption(f"{(row.ends_at - row.starts_at).seconds // 60} min")
         with lead:
             st.text(row.lead_name)
             lead_link(row.lead_id, row.lead_reference)

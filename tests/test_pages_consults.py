@@ -362,7 +362,7 @@ def fill_checklist(
     at: AppTest, answers: dict[str, str], bp: tuple[int | None, int | None] = (120, 80)
 ) -> AppTest:
     for item, answer in answers.items():
-        at.radio(key=f"lead_screen_{item}_answer").set_value(answer)
+        at.button_group(key=f"lead_screen_{item}_answer").set_value(answer)
     at.number_input(key="lead_screen_hypertension_bp_sys").set_value(bp[0])
     at.number_input(key="lead_screen_hypertension_bp_dia").set_value(bp[1])
     return button(at, "Save answers").click().run()
@@ -387,6 +387,7 @@ def test_a_coordinator_records_answers_but_only_asks_for_review(app_db: str) -> 
     assert at.success[0].value.startswith("Saved 9 answers")
     assert stage_of(app_db, lead.id) == Stage.SCREENING
     assert "No concerning answers." in [s.value for s in at.success]
+    assert at.expander[0].label == "Checklist: 9 of 9 answered"
     at.text_area(key="lead_screen_decision_note").input("Please look at meds")
     button(at, "Record outcome").click().run()
     assert "needs provider review" in at.success[0].value
@@ -405,6 +406,9 @@ def test_a_provider_clears_but_must_explain_concerning_answers(app_db: str) -> N
     ]
     at = fill_checklist(at, {**ALL_CLEAR, "substance_use": "unknown"})
     assert "History of substance use" in at.warning[0].value
+    assert at.radio(key="lead_screen_outcome").value is None  # no clinical decision preselected
+    button(at, "Record outcome").click().run()
+    assert "Choose the screening outcome" in shown(at.error[0].value)
     at.radio(key="lead_screen_outcome").set_value("cleared")
     button(at, "Record outcome").click().run()
     assert "needs your clinical note" in at.error[0].value
@@ -425,7 +429,7 @@ def test_a_refused_answer_save_keeps_what_was_typed(app_db: str) -> None:
     at = fill_checklist(at, {"medications": "yes"}, bp=(120, None))
     assert "both blood-pressure numbers" in shown(at.error[0].value)
     assert at.text_input(key="lead_screen_medications_note").value == "Sertraline 50 mg"
-    assert at.radio(key="lead_screen_medications_answer").value == "yes"
+    assert at.button_group(key="lead_screen_medications_answer").value == "yes"
     assert stage_of(app_db, lead.id) == Stage.CONSULT_COMPLETED
 
 

@@ -44,7 +44,7 @@ TOPIC_LABELS: dict[str, str] = {
     ConsultTopic.SIDE_EFFECTS: "Side effects",
     ConsultTopic.DRIVING: "Driving home",
 }
-TIME_FMT = "%I:%M %p"
+TIME_FMT = "%-I:%M %p"
 DAY_FMT = "%a %b %d"
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&])")

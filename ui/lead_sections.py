@@ -88,11 +88,13 @@ def consult_section(lead_id: int) -> None:
         return
     if not may_act:
         return
-    st.markdown(
-        "**Book the free 15-minute phone consult**"
-        if not data.consults
-        else "**Book another consult**"
-    )
+    if any(c.status == ConsultStatus.COMPLETED for c in data.consults):
+        # The consult took place; another call is the exception, so it stays folded.
+        with st.expander("Book a follow-up consult"):
+            slot = slot_picker(f"{CONSULT}book_", providers=providers, config=config)
+            book_button(CONSULT, lead_id, data.version, slot=slot)
+        return
+    st.markdown("**Book the free 15-minute phone consult**")
     slot = slot_picker(f"{CONSULT}book_", providers=providers, config=config)
     book_button(CONSULT, lead_id, data.version, slot=slot)
 
@@ -127,7 +129,9 @@ def _sync_checklist_widgets(lead_id: int, checklist: Checklist) -> None:
     base: dict[str, tuple[Any, ...]] = state.get(_base_key(lead_id)) or {}
     for item in checklist.items:
         keys = _keys(item.item.value)
-        stored = (item.answer.value, item.note or "", item.bp_systolic, item.bp_diastolic)
+        # An item never answered shows no choice, so "unknown" is something someone said.
+        answer = item.answer.value if item.updated_at is not None else None
+        stored = (answer, item.note or "", item.bp_systolic, item.bp_diastolic)
         started = base.get(item.item.value)
         current = tuple(state.get(k) for k in keys)
         untouched = started is None or current == started[:4] or any(k not in state for k in keys)
@@ -157,43 +161,57 @@ def screening_section(lead_id: int) -> None:
         )
         if latest.reason:
             st.text(latest.reason)
-    if checklist.concerns:
-        st.warning(
-            "Needs a provider's judgement:\n"
-            + "\n".join(f"- {md_escape(c)}" for c in checklist.concerns),
-            icon=":material/medical_information:",
-        )
-    else:
-        st.success("No concerning answers.", icon=":material/task_alt:")
+    _screening_summary(checklist)
     if checklist.lead_stage in (Stage.LOST, Stage.SPAM):
         st.caption("This lead is closed; reopen it to screen.")
         return
-    _checklist_form(
-        lead_id, checklist, tz=config.timezone, may_answer=can(actor, Perm.SCREENING_ANSWER)
-    )
+    # Before the consult the checklist stays folded: it is filled in during screening.
+    started = checklist.lead_stage not in (Stage.NEW, Stage.CONTACTED, Stage.CONSULT_SCHEDULED)
+    with st.expander(
+        f"Checklist: {checklist.answered} of {len(checklist.items)} answered", expanded=started
+    ):
+        _checklist_form(
+            lead_id, checklist, tz=config.timezone, may_answer=can(actor, Perm.SCREENING_ANSWER)
+        )
     if checklist.lead_stage in DECIDE_FROM:
         _decision_form(lead_id, checklist, actor, config.not_eligible_reasons)
-    elif checklist.lead_stage in (Stage.NEW, Stage.CONTACTED, Stage.CONSULT_SCHEDULED):
+    elif not started:
         st.caption("The screening outcome is recorded after the phone consult.")
+
+
+def _screening_summary(checklist: Checklist) -> None:
+    """What needs a provider's eye among the answers given, and how many are still open."""
+    concerning = [i for i in checklist.items if i.concern and i.updated_at is not None]
+    unanswered = sum(1 for i in checklist.items if i.updated_at is None)
+    open_line = (
+        f"{unanswered} of {len(checklist.items)} items not answered yet." if unanswered else ""
+    )
+    if concerning:
+        lines = [f"- {md_escape(i.question)} **{md_escape(i.concern or '')}**" for i in concerning]
+        if open_line:
+            lines.append(f"- {open_line}")
+        st.warning(
+            "Needs a provider's judgement:\n" + "\n".join(lines),
+            icon=":material/medical_information:",
+        )
+    elif unanswered:
+        st.info(open_line, icon=":material/checklist:")
+    else:
+        st.success("No concerning answers.", icon=":material/task_alt:")
 
 
 def _checklist_form(lead_id: int, checklist: Checklist, *, tz: str, may_answer: bool) -> None:
     _sync_checklist_widgets(lead_id, checklist)
-    with st.form(f"{SCREEN}form", border=True):
+    with st.form(f"{SCREEN}form", border=False):
         for item in checklist.items:
             answer_key, note_key, sys_key, dia_key = _keys(item.item.value)
-            question, answer, note = st.columns([3, 2, 3], vertical_alignment="center")
             flag = " :material/warning:" if item.concern else ""
-            question.markdown(f"{md_escape(item.question)}{flag}")
-            if item.updated_by:
-                question.caption(
-                    f"{md_escape(item.updated_by)}, {format_local(item.updated_at, tz, DAY_FMT)}"
-                )
-            answer.radio(
+            st.markdown(f"{md_escape(item.question)}{flag}")
+            answer, note = st.columns([1, 1.2], vertical_alignment="center")
+            answer.segmented_control(
                 item.question,
                 list(ANSWER_LABELS),
                 format_func=lambda v: ANSWER_LABELS[v],
-                horizontal=True,
                 label_visibility="collapsed",
                 key=answer_key,
                 disabled=not may_answer,
@@ -206,8 +224,13 @@ def _checklist_form(lead_id: int, checklist: Checklist, *, tz: str, may_answer: 
                 label_visibility="collapsed",
                 disabled=not may_answer,
             )
+            if item.updated_by:
+                st.caption(
+                    f"Answered by {md_escape(item.updated_by)}, "
+                    f"{format_local(item.updated_at, tz, DAY_FMT)}"
+                )
             if item.item == screening.I.HYPERTENSION:
-                _, sys_col, dia_col, _ = st.columns([3, 1, 1, 3])
+                sys_col, dia_col, _ = st.columns([1, 1, 1])
                 sys_col.number_input(
                     "Systolic",
                     min_value=60,
@@ -285,6 +308,8 @@ def _decision_form(lead_id: int, checklist: Checklist, actor: Actor, reasons: li
             "Outcome",
             outcomes,
             format_func=lambda v: OUTCOME_LABELS[ScreeningOutcome(v)],
+            # No preselected clinical decision: a provider picks one on purpose.
+            index=None if provider else 0,
             horizontal=True,
             key=f"{SCREEN}outcome",
         )
@@ -305,7 +330,10 @@ def _decision_form(lead_id: int, checklist: Checklist, actor: Actor, reasons: li
 
 def _decide(lead_id: int, seen_version: int, seen_checklist_at: datetime | None) -> None:
     state = st.session_state
-    outcome = str(state.get(f"{SCREEN}outcome") or ScreeningOutcome.NEEDS_REVIEW.value)
+    outcome = state.get(f"{SCREEN}outcome")
+    if outcome is None:
+        flash(SCREEN, "error", "Choose the screening outcome.")
+        return
     reason = state.get(f"{SCREEN}reason")
     note = state.get(f"{SCREEN}decision_note")
 

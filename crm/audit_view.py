@@ -9,18 +9,19 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import SelectOfScalar
 
 from crm import export
 from crm.access import Actor, Perm, require
 from crm.errors import NotFound
 from crm.models import AuditEvent, Lead, User
 from crm.timeutil import format_local
+
+Q = TypeVar("Q", bound=Any)  # a select() of any shape
 
 EXPORT_LIMIT = 100_000  # rows in one CSV; narrow the filters for more
 
@@ -36,10 +37,14 @@ class AuditFilter:
     tz: str = "UTC"
 
     def describe(self) -> dict[str, Any]:
-        return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in asdict(self).items() if v is not None}
+        return {
+            k: (v.isoformat() if isinstance(v, date) else v)
+            for k, v in asdict(self).items()
+            if v is not None
+        }
 
 
-def _where(query: SelectOfScalar[Any], f: AuditFilter) -> SelectOfScalar[Any]:
+def _where(query: Q, f: AuditFilter) -> Q:
     if f.actor_id is not None:
         query = query.where(AuditEvent.actor_id == f.actor_id)
     if f.lead_id is not None:
@@ -53,7 +58,9 @@ def _where(query: SelectOfScalar[Any], f: AuditFilter) -> SelectOfScalar[Any]:
     if f.start is not None:
         query = query.where(AuditEvent.at >= datetime.combine(f.start, time(), zone))
     if f.end is not None:
-        query = query.where(AuditEvent.at < datetime.combine(f.end + timedelta(days=1), time(), zone))
+        query = query.where(
+            AuditEvent.at < datetime.combine(f.end + timedelta(days=1), time(), zone)
+        )
     return query
 
 
@@ -63,16 +70,28 @@ def count(*, session: Session, actor: Actor, filters: AuditFilter) -> int:
     return int(session.exec(_where(select(func.count()).select_from(AuditEvent), filters)).one())
 
 
-def _rows(session: Session, filters: AuditFilter, *, offset: int, limit: int) -> list[dict[str, Any]]:
+def _rows(
+    session: Session, filters: AuditFilter, *, offset: int, limit: int
+) -> list[dict[str, Any]]:
     query = (
-        _where(select(AuditEvent, User.email, User.name).outerjoin(User, col(User.id) == AuditEvent.actor_id), filters)  # type: ignore[arg-type]
+        _where(
+            select(AuditEvent, User.email, User.name).outerjoin(
+                User, col(User.id) == AuditEvent.actor_id
+            ),
+            filters,
+        )
         .order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
         .offset(offset)
         .limit(limit)
     )
     rows = []
     for event, email, name in session.exec(query).all():
-        who = name or email or event.actor_email or ("system" if event.actor_id is None else f"user {event.actor_id}")
+        who = (
+            name
+            or email
+            or event.actor_email
+            or ("system" if event.actor_id is None else f"user {event.actor_id}")
+        )
         rows.append(
             {
                 "id": event.id,
@@ -98,7 +117,9 @@ def _details(raw: str) -> str:
     return "" if value in ({}, None) else json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def page(*, session: Session, actor: Actor, filters: AuditFilter, number: int = 1, per_page: int = 50) -> list[dict[str, Any]]:
+def page(
+    *, session: Session, actor: Actor, filters: AuditFilter, number: int = 1, per_page: int = 50
+) -> list[dict[str, Any]]:
     """One page of matching events, newest first (`number` is 1-based)."""
     require(actor, Perm.AUDIT)
     per_page = max(1, min(per_page, 500))
@@ -108,7 +129,12 @@ def page(*, session: Session, actor: Actor, filters: AuditFilter, number: int = 
 def actions(*, session: Session, actor: Actor) -> list[str]:
     """Every action name recorded so far, for the filter's choices."""
     require(actor, Perm.AUDIT)
-    return [str(a) for a in session.exec(select(AuditEvent.action).distinct().order_by(AuditEvent.action)).all()]
+    return [
+        str(a)
+        for a in session.exec(
+            select(AuditEvent.action).distinct().order_by(AuditEvent.action)
+        ).all()
+    ]
 
 
 def lead_id_for(*, session: Session, actor: Actor, text: str) -> int | None:
@@ -136,7 +162,9 @@ def export_csv(*, session: Session, actor: Actor, filters: AuditFilter) -> bytes
     """The matching events as spreadsheet-safe CSV; the export is recorded in the trail."""
     require(actor, Perm.AUDIT)
     rows = _rows(session, filters, offset=0, limit=EXPORT_LIMIT)
-    export.record_download(session=session, actor=actor, what="audit", rows=len(rows), filters=filters.describe())
+    export.record_download(
+        session=session, actor=actor, what="audit", rows=len(rows), filters=filters.describe()
+    )
     return export.to_csv(rows) if rows else (",".join(_COLUMNS) + "\r\n").encode()
 
 

@@ -68,8 +68,20 @@ COMMON_PASSWORDS = frozenset(
     doctor123456 hospital1234 springfield1 correcthorsebatterystaple
     """.split()
 )
-_COMMON_WORDS = ("password", "passw0rd", "p@ssword", "qwerty", "letmein", "welcome", "iloveyou",
-                 "admin", "changeme", "ketamine", "clinic", "infusion")
+_COMMON_WORDS = (
+    "password",
+    "passw0rd",
+    "p@ssword",
+    "qwerty",
+    "letmein",
+    "welcome",
+    "iloveyou",
+    "admin",
+    "changeme",
+    "ketamine",
+    "clinic",
+    "infusion",
+)
 
 
 class WeakPassword(CRMError):
@@ -109,12 +121,18 @@ def check_password_policy(password: str, *, email: str = "", name: str = "") -> 
     lowered = password.lower()
     squeezed = re.sub(r"[\s_\-.]+", "", lowered)
     if lowered in COMMON_PASSWORDS or squeezed in COMMON_PASSWORDS:
-        raise WeakPassword("This password is too common. Choose a longer phrase of unrelated words.")
+        raise WeakPassword(
+            "This password is too common. Choose a longer phrase of unrelated words."
+        )
     if len(set(lowered)) <= 3:
         raise WeakPassword("The password repeats too few characters. Choose a longer phrase.")
     stripped = re.sub(r"[\d\W_]+", "", lowered)
-    if stripped in _COMMON_WORDS or any(lowered.startswith(w) and len(stripped) <= len(w) for w in _COMMON_WORDS):
-        raise WeakPassword("This password is a common word with digits. Choose a phrase of unrelated words.")
+    if stripped in _COMMON_WORDS or any(
+        lowered.startswith(w) and len(stripped) <= len(w) for w in _COMMON_WORDS
+    ):
+        raise WeakPassword(
+            "This password is a common word with digits. Choose a phrase of unrelated words."
+        )
     local = email.split("@", 1)[0].lower()
     for personal in (email, local, name):
         personal = re.sub(r"[\s_\-.]+", "", personal.lower())
@@ -153,25 +171,29 @@ def _delay_after(failures: int, *, free: int) -> int:
     return min(2 ** (failures - free - 1), MAX_DELAY_SECONDS)
 
 
-def _recent_failures(session: Session, *, column: object, value: str, now: datetime) -> tuple[int, datetime | None]:
+def _recent_failures(
+    session: Session, *, column: object, value: str, now: datetime
+) -> tuple[int, datetime | None]:
     """How many failures since the last success within the window, and when the last one was."""
     since = now - FAILURE_WINDOW
     last_ok = session.exec(
-        select(func.max(LoginAttempt.at)).where(column == value, LoginAttempt.ok == True)  # type: ignore[operator]  # noqa: E712
+        select(func.max(LoginAttempt.at)).where(column == value, col(LoginAttempt.ok).is_(True))  # type: ignore[operator]
     ).one()
     if last_ok is not None and as_utc(last_ok) > since:
         since = as_utc(last_ok)
     count, last = session.exec(
         select(func.count(), func.max(LoginAttempt.at)).where(
             column == value,  # type: ignore[operator]
-            LoginAttempt.ok == False,  # noqa: E712
+            col(LoginAttempt.ok).is_(False),
             LoginAttempt.at > since,
         )
     ).one()
     return int(count), (as_utc(last) if last is not None else None)
 
 
-def _throttle(failures: int, last: datetime | None, *, lock_after: int, free: int, now: datetime) -> LoginThrottled | None:
+def _throttle(
+    failures: int, last: datetime | None, *, lock_after: int, free: int, now: datetime
+) -> LoginThrottled | None:
     if last is None:
         return None
     if failures >= lock_after:
@@ -202,12 +224,21 @@ def _user_by_email(session: Session, email: str) -> User | None:
 def actor_from(user: User) -> Actor:
     """The Actor services see for a user row."""
     return Actor(
-        id=user.id or 0, email=user.email, name=user.name, role=Role(user.role), is_provider=user.is_provider
+        id=user.id or 0,
+        email=user.email,
+        name=user.name,
+        role=Role(user.role),
+        is_provider=user.is_provider,
     )
 
 
 def authenticate(
-    session: Session, *, email: str, password: str, ip: str | None = None, now: datetime | None = None
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    ip: str | None = None,
+    now: datetime | None = None,
 ) -> Actor:
     """Check an email and password; raise LoginFailed or LoginThrottled, or return the actor.
 
@@ -228,9 +259,15 @@ def authenticate(
         user.failed_logins = 0
         user.locked_until = None
         session.add(user)
-        audit.record(session, actor_id=user.id, actor_email=user.email, action="auth.login", ip=ip, at=now)
+        audit.record(
+            session, actor_id=user.id, actor_email=user.email, action="auth.login", ip=ip, at=now
+        )
         return actor_from(user)
-    reason = "unknown account" if user is None else ("disabled account" if not user.active else "wrong password")
+    reason = (
+        "unknown account"
+        if user is None
+        else ("disabled account" if not user.active else "wrong password")
+    )
     audit.record(
         session,
         actor_id=user.id if user else None,
@@ -245,9 +282,13 @@ def authenticate(
     raise LoginFailed()
 
 
-def _note_lockouts(session: Session, *, user: User | None, key: str, ip: str | None, now: datetime) -> None:
+def _note_lockouts(
+    session: Session, *, user: User | None, key: str, ip: str | None, now: datetime
+) -> None:
     """Audit the failure that starts a lockout and mark the account row for the admin page."""
-    failures, _ = _recent_failures(session, column=LoginAttempt.email_key, value=key, now=now + timedelta(microseconds=1))
+    failures, _ = _recent_failures(
+        session, column=LoginAttempt.email_key, value=key, now=now + timedelta(microseconds=1)
+    )
     until = now + timedelta(minutes=LOCK_MINUTES)
     if user is not None:
         user.failed_logins = failures
@@ -265,7 +306,9 @@ def _note_lockouts(session: Session, *, user: User | None, key: str, ip: str | N
             at=now,
         )
     if ip:
-        by_ip, _ = _recent_failures(session, column=LoginAttempt.ip, value=ip, now=now + timedelta(microseconds=1))
+        by_ip, _ = _recent_failures(
+            session, column=LoginAttempt.ip, value=ip, now=now + timedelta(microseconds=1)
+        )
         if by_ip == ADDRESS_LOCK_AFTER:
             audit.record(
                 session,
@@ -301,7 +344,12 @@ def _serializer(purpose: str) -> URLSafeTimedSerializer:
 
 
 def start_session(
-    session: Session, *, actor: Actor, ip: str | None = None, via: str | None = None, now: datetime | None = None
+    session: Session,
+    *,
+    actor: Actor,
+    ip: str | None = None,
+    via: str | None = None,
+    now: datetime | None = None,
 ) -> str:
     """Store a new server-side session for `actor`; return its secret token (for the ticket).
 
@@ -311,13 +359,24 @@ def start_session(
     token = secrets.token_urlsafe(32)
     session.add(
         AuthSession(
-            id=_token_id(token), user_id=actor.id, created_at=now, last_seen_at=now,
-            expires_at=now + max_lifetime(), ip=ip,
+            id=_token_id(token),
+            user_id=actor.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + max_lifetime(),
+            ip=ip,
         )
     )
     if via:
-        audit.record(session, actor_id=actor.id, actor_email=actor.email, action="auth.login",
-                     ip=ip, details={"via": via}, at=now)
+        audit.record(
+            session,
+            actor_id=actor.id,
+            actor_email=actor.email,
+            action="auth.login",
+            ip=ip,
+            details={"via": via},
+            at=now,
+        )
     return token
 
 
@@ -405,7 +464,9 @@ def resume_session(
     return SessionCheck(actor_from(user), "ok", token)
 
 
-def _end(session: Session, row: AuthSession, *, user: User | None, reason: str, now: datetime) -> None:
+def _end(
+    session: Session, row: AuthSession, *, user: User | None, reason: str, now: datetime
+) -> None:
     row.ended_at = now
     session.add(row)
     audit.record(
@@ -419,8 +480,14 @@ def _end(session: Session, row: AuthSession, *, user: User | None, reason: str, 
     )
 
 
-def end_session(session: Session, *, cookie: str | None = None, token: str | None = None,
-                reason: str = "signed out", now: datetime | None = None) -> bool:
+def end_session(
+    session: Session,
+    *,
+    cookie: str | None = None,
+    token: str | None = None,
+    reason: str = "signed out",
+    now: datetime | None = None,
+) -> bool:
     """Sign out: end the session named by its cookie or token; True if one was open."""
     token = token or (_token_from_cookie(cookie) if cookie else None)
     if token is None:
@@ -432,11 +499,15 @@ def end_session(session: Session, *, cookie: str | None = None, token: str | Non
     return True
 
 
-def end_user_sessions(session: Session, *, user_id: int, reason: str, now: datetime | None = None) -> int:
+def end_user_sessions(
+    session: Session, *, user_id: int, reason: str, now: datetime | None = None
+) -> int:
     """End every open session of a user (disabled, password reset); returns how many."""
     now = now or utcnow()
     rows = session.exec(
-        select(AuthSession).where(AuthSession.user_id == user_id, col(AuthSession.ended_at).is_(None))
+        select(AuthSession).where(
+            AuthSession.user_id == user_id, col(AuthSession.ended_at).is_(None)
+        )
     ).all()
     user = session.get(User, user_id)
     for row in rows:

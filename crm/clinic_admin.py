@@ -115,7 +115,9 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
             try:
                 ZoneInfo(str(value))
             except (ZoneInfoNotFoundError, ValueError):
-                raise SettingsInvalid(f"{value!r} is not a time zone; pick one like America/New_York.") from None
+                raise SettingsInvalid(
+                    f"{value!r} is not a time zone; pick one like America/New_York."
+                ) from None
             cleaned[key] = str(value)
         elif key in ("lost_reasons", "not_eligible_reasons"):
             cleaned[key] = _reasons(key, value)
@@ -127,7 +129,9 @@ def validate(changes: dict[str, Any]) -> dict[str, Any]:
         elif key == "business_hours":
             cleaned[key] = _hours(value)
         elif key in ("oncall_email", "smtp_from"):
-            cleaned[key] = _email(value, "The on-call email" if key == "oncall_email" else "The sender address")
+            cleaned[key] = _email(
+                value, "The on-call email" if key == "oncall_email" else "The sender address"
+            )
         elif key == "thank_you_url":
             cleaned[key] = _url(value)
         elif key == "smtp_host":
@@ -182,10 +186,19 @@ def _clean_list(values: list[str]) -> list[str]:
 
 def list_areas(*, session: Session, actor: Actor) -> list[AreaRow]:
     require(actor, Perm.SETTINGS)
-    rows = session.exec(select(ServiceArea).order_by(col(ServiceArea.sort_order), col(ServiceArea.name))).all()
+    rows = session.exec(
+        select(ServiceArea).order_by(col(ServiceArea.sort_order), col(ServiceArea.name))
+    ).all()
     return [
-        AreaRow(a.id or 0, a.name, json.loads(a.counties), json.loads(a.cities), json.loads(a.zip_codes),
-                a.active, a.sort_order)
+        AreaRow(
+            a.id or 0,
+            a.name,
+            json.loads(a.counties),
+            json.loads(a.cities),
+            json.loads(a.zip_codes),
+            a.active,
+            a.sort_order,
+        )
         for a in rows
     ]
 
@@ -213,16 +226,26 @@ def save_area(
         raise SettingsInvalid(f"ZIP codes are five digits: {', '.join(bad_zip)}")
     bad_county = [c for c in counties if not re.fullmatch(r".+, [A-Za-z]{2}", c)]
     if bad_county:
-        raise SettingsInvalid(f"Write counties with their state, like 'Loudoun County, VA': {', '.join(bad_county)}")
+        raise SettingsInvalid(
+            f"Write counties with their state, like 'Loudoun County, VA': {', '.join(bad_county)}"
+        )
     if active and not (counties or cities or zips):
         raise SettingsInvalid("An active service area needs at least one county, city or ZIP code.")
     clash = session.exec(
-        select(ServiceArea.id).where(func.lower(ServiceArea.name) == name.lower(), ServiceArea.id != (area_id or 0))
+        select(ServiceArea.id).where(
+            func.lower(ServiceArea.name) == name.lower(), ServiceArea.id != (area_id or 0)
+        )
     ).first()
     if clash is not None:
         raise SettingsInvalid(f"A service area named {name} already exists.")
-    values = {"name": name, "counties": json.dumps(counties), "cities": json.dumps(cities),
-              "zip_codes": json.dumps(zips), "active": bool(active), "sort_order": int(sort_order)}
+    values = {
+        "name": name,
+        "counties": json.dumps(counties),
+        "cities": json.dumps(cities),
+        "zip_codes": json.dumps(zips),
+        "active": bool(active),
+        "sort_order": int(sort_order),
+    }
     area = ServiceArea(name=name) if area_id is None else session.get(ServiceArea, area_id)
     if area is None:
         raise NotFound("No such service area.")
@@ -233,8 +256,14 @@ def save_area(
     session.flush()
     changed = audit.diff(before, values)
     if changed:
-        audit.record(session, actor_id=actor.id, action="area.create" if area_id is None else "area.update",
-                     entity="servicearea", entity_id=area.id, details=changed)
+        audit.record(
+            session,
+            actor_id=actor.id,
+            action="area.create" if area_id is None else "area.update",
+            entity="servicearea",
+            entity_id=area.id,
+            details=changed,
+        )
     return area.id or 0
 
 
@@ -273,11 +302,18 @@ def save_service(
     if len(description) > 500:
         raise SettingsInvalid("A service's description must be at most 500 characters long.")
     clash = session.exec(
-        select(Service.id).where(func.lower(Service.name) == name.lower(), Service.id != (service_id or 0))
+        select(Service.id).where(
+            func.lower(Service.name) == name.lower(), Service.id != (service_id or 0)
+        )
     ).first()
     if clash is not None:
         raise SettingsInvalid(f"A service named {name} already exists.")
-    values = {"name": name, "description": description, "active": bool(active), "sort_order": int(sort_order)}
+    values = {
+        "name": name,
+        "description": description,
+        "active": bool(active),
+        "sort_order": int(sort_order),
+    }
     service = Service(name=name) if service_id is None else session.get(Service, service_id)
     if service is None:
         raise NotFound("No such service.")
@@ -288,8 +324,14 @@ def save_service(
     session.flush()
     changed = audit.diff(before, values)
     if changed:
-        audit.record(session, actor_id=actor.id, action="service.create" if service_id is None else "service.update",
-                     entity="service", entity_id=service.id, details=changed)
+        audit.record(
+            session,
+            actor_id=actor.id,
+            action="service.create" if service_id is None else "service.update",
+            entity="service",
+            entity_id=service.id,
+            details=changed,
+        )
     return service.id or 0
 
 
@@ -304,7 +346,9 @@ def list_api_keys(*, session: Session, actor: Actor) -> list[dict[str, Any]]:
 def create_api_key(*, session: Session, actor: Actor, name: str, allowed_origins: list[str]) -> str:
     """A new key's plaintext, to show once."""
     require(actor, Perm.API_KEYS)
-    return apikeys.create_key(session=session, name=name, allowed_origins=allowed_origins, actor_id=actor.id)
+    return apikeys.create_key(
+        session=session, name=name, allowed_origins=allowed_origins, actor_id=actor.id
+    )
 
 
 def revoke_api_key(*, session: Session, actor: Actor, name: str) -> None:
@@ -313,7 +357,7 @@ def revoke_api_key(*, session: Session, actor: Actor, name: str) -> None:
 
 
 def parse_time(text: str) -> time:
-    """"08:30" as a time (SettingsInvalid otherwise)."""
+    """ "08:30" as a time (SettingsInvalid otherwise)."""
     if not _HHMM.match(text.strip()):
         raise SettingsInvalid(f"{text!r} is not a time like 08:30.")
     hours, minutes = text.strip().split(":")
@@ -327,9 +371,13 @@ def parse_windows(text: str) -> list[tuple[int, time, time]]:
         line = line.strip()
         if not line:
             continue
-        match = re.fullmatch(r"([A-Za-z]{3})[A-Za-z]*\s+(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})", line)
+        match = re.fullmatch(
+            r"([A-Za-z]{3})[A-Za-z]*\s+(\d{1,2}:\d{2})\s*-\s*(\d{1,2}:\d{2})", line
+        )
         if not match or match.group(1).lower() not in WEEKDAYS:
-            raise SettingsInvalid(f"Line {number}: write a day and hours like 'mon 09:00-12:00', got {line!r}.")
+            raise SettingsInvalid(
+                f"Line {number}: write a day and hours like 'mon 09:00-12:00', got {line!r}."
+            )
         day = WEEKDAYS.index(match.group(1).lower())
         start, end = (parse_time(t.zfill(5)) for t in match.group(2, 3))
         if start >= end:

@@ -26,7 +26,10 @@ def _safe_next(value: str | None) -> str:
 
 
 def _is_https(request: Request) -> bool:
-    return request.url.scheme == "https" or request.headers.get("x-forwarded-proto", "").lower() == "https"
+    return (
+        request.url.scheme == "https"
+        or request.headers.get("x-forwarded-proto", "").lower() == "https"
+    )
 
 
 def _redeem(ticket: str) -> str | None:
@@ -45,7 +48,9 @@ async def start(request: Request) -> RedirectResponse:
     cookie = await run_in_threadpool(_redeem, ticket) if ticket else None
     if cookie is None:
         return RedirectResponse("/login", status_code=303, headers=_NO_STORE)
-    response = RedirectResponse(_safe_next(request.query_params.get("next")), status_code=303, headers=_NO_STORE)
+    response = RedirectResponse(
+        _safe_next(request.query_params.get("next")), status_code=303, headers=_NO_STORE
+    )
     response.set_cookie(
         auth.COOKIE_NAME,
         cookie,
@@ -64,5 +69,7 @@ async def logout(request: Request) -> RedirectResponse:
     if cookie:
         await run_in_threadpool(_end, cookie)
     response = RedirectResponse("/login", status_code=303, headers=_NO_STORE)
-    response.delete_cookie(auth.COOKIE_NAME, path="/", httponly=True, samesite="strict", secure=_is_https(request))
+    response.delete_cookie(
+        auth.COOKIE_NAME, path="/", httponly=True, samesite="strict", secure=_is_https(request)
+    )
     return response

@@ -66,7 +66,9 @@ def _actor_id(actor: Actor | None) -> int | None:
 def normalize_email(email: str) -> str:
     """A staff email, validated and lower-cased (raises AccountError with the reason)."""
     try:
-        return validate_email(email.strip(), check_deliverability=False, test_environment=True).normalized.lower()
+        return validate_email(
+            email.strip(), check_deliverability=False, test_environment=True
+        ).normalized.lower()
     except EmailNotValidError as err:
         raise AccountError(f"The email address is not valid: {err}") from None
 
@@ -111,20 +113,33 @@ def create_user(
         action="user.create",
         entity="user",
         entity_id=user.id,
-        details={"email": address, "name": name, "role": role.value, "is_provider": user.is_provider},
+        details={
+            "email": address,
+            "name": name,
+            "role": role.value,
+            "is_provider": user.is_provider,
+        },
     )
     return user
 
 
-def create_first_admin(*, session: Session, email: str, name: str, password: str, confirm: str) -> User:
+def create_first_admin(
+    *, session: Session, email: str, name: str, password: str, confirm: str
+) -> User:
     """The first administrator of a new installation; refused once any account exists."""
     if has_users(session):
         raise AccountError("An administrator already exists. Please sign in.")
     if password != confirm:
         raise AccountError("The two passwords are not the same.")
     user = create_user(session=session, email=email, password=password, role=Role.ADMIN, name=name)
-    audit.record(session, actor_id=user.id, actor_email=user.email, action="user.first_admin",
-                 entity="user", entity_id=user.id)
+    audit.record(
+        session,
+        actor_id=user.id,
+        actor_email=user.email,
+        action="user.first_admin",
+        entity="user",
+        entity_id=user.id,
+    )
     return user
 
 
@@ -140,8 +155,15 @@ def add_user(
 ) -> User:
     """An administrator adds a staff account."""
     require(actor, Perm.USERS)
-    return create_user(session=session, email=email, password=password, role=role, name=name,
-                       is_provider=is_provider, actor_id=_actor_id(actor))
+    return create_user(
+        session=session,
+        email=email,
+        password=password,
+        role=role,
+        name=name,
+        is_provider=is_provider,
+        actor_id=_actor_id(actor),
+    )
 
 
 def list_users(*, session: Session, actor: Actor, include_disabled: bool = True) -> list[UserRow]:
@@ -149,7 +171,7 @@ def list_users(*, session: Session, actor: Actor, include_disabled: bool = True)
     require(actor, Perm.USERS)
     query = select(User).order_by(col(User.active).desc(), User.email)
     if not include_disabled:
-        query = query.where(User.active == True)  # noqa: E712
+        query = query.where(col(User.active).is_(True))
     return [_row(u) for u in session.exec(query).all()]
 
 
@@ -177,8 +199,12 @@ def _load(session: Session, user_id: int) -> User:
 def _other_active_admins(session: Session, user_id: int) -> int:
     return int(
         session.exec(
-            select(func.count()).select_from(User).where(
-                User.role == Role.ADMIN.value, User.active == True, User.id != user_id  # noqa: E712
+            select(func.count())
+            .select_from(User)
+            .where(
+                User.role == Role.ADMIN.value,
+                col(User.active).is_(True),
+                User.id != user_id,
             )
         ).one()
     )
@@ -204,8 +230,15 @@ def update_user(
         changes["name"] = name.strip()
     if role is not None:
         role = Role(role)
-        if user.role == Role.ADMIN.value and role != Role.ADMIN and user.active and not _other_active_admins(session, user_id):
-            raise AccountError("This is the last active administrator; make someone else an administrator first.")
+        if (
+            user.role == Role.ADMIN.value
+            and role != Role.ADMIN
+            and user.active
+            and not _other_active_admins(session, user_id)
+        ):
+            raise AccountError(
+                "This is the last active administrator; make someone else an administrator first."
+            )
         changes["role"] = role.value
     if is_provider is not None:
         changes["is_provider"] = bool(is_provider)
@@ -217,8 +250,14 @@ def update_user(
         for key, (_old, new) in changed.items():
             setattr(user, key, new)
         session.add(user)
-        audit.record(session, actor_id=_actor_id(actor), action="user.update", entity="user",
-                     entity_id=user.id, details={"email": user.email, **changed})
+        audit.record(
+            session,
+            actor_id=_actor_id(actor),
+            action="user.update",
+            entity="user",
+            entity_id=user.id,
+            details={"email": user.email, **changed},
+        )
         session.flush()
     return _row(user)
 
@@ -227,8 +266,14 @@ def set_away(*, session: Session, actor: Actor, away: bool) -> None:
     """A staff member marks themself away (no new leads assigned) or back."""
     user = _load(session, actor.id)
     if user.away != away:
-        audit.record(session, actor_id=actor.id, action="user.update", entity="user", entity_id=user.id,
-                     details={"email": user.email, "away": [user.away, away]})
+        audit.record(
+            session,
+            actor_id=actor.id,
+            action="user.update",
+            entity="user",
+            entity_id=user.id,
+            details={"email": user.email, "away": [user.away, away]},
+        )
         user.away = away
         session.add(user)
         session.flush()
@@ -247,8 +292,14 @@ def set_active(*, session: Session, actor: Actor, user_id: int, active: bool) ->
             raise AccountError("This is the last active administrator; it can't be disabled.")
     user.active = active
     session.add(user)
-    audit.record(session, actor_id=_actor_id(actor), action="user.disable" if not active else "user.enable",
-                 entity="user", entity_id=user.id, details={"email": user.email, "active": [not active, active]})
+    audit.record(
+        session,
+        actor_id=_actor_id(actor),
+        action="user.disable" if not active else "user.enable",
+        entity="user",
+        entity_id=user.id,
+        details={"email": user.email, "active": [not active, active]},
+    )
     if not active:
         auth.end_user_sessions(session, user_id=user_id, reason="account disabled")
     session.flush()
@@ -268,14 +319,22 @@ def reset_password(*, session: Session, actor: Actor, user_id: int, password: st
     user.failed_logins = 0
     user.locked_until = None
     session.add(user)
-    audit.record(session, actor_id=_actor_id(actor), action="user.password_reset", entity="user",
-                 entity_id=user.id, details={"email": user.email})
+    audit.record(
+        session,
+        actor_id=_actor_id(actor),
+        action="user.password_reset",
+        entity="user",
+        entity_id=user.id,
+        details={"email": user.email},
+    )
     auth.end_user_sessions(session, user_id=user_id, reason="password reset")
     session.flush()
     return _row(user)
 
 
-def change_own_password(*, session: Session, actor: Actor, current: str, new: str, confirm: str) -> None:
+def change_own_password(
+    *, session: Session, actor: Actor, current: str, new: str, confirm: str
+) -> None:
     """A staff member changes their own password (the current one is checked first)."""
     user = _load(session, actor.id)
     if not auth.verify_password(user.password_hash, current):
@@ -285,5 +344,7 @@ def change_own_password(*, session: Session, actor: Actor, current: str, new: st
     auth.check_password_policy(new, email=user.email, name=user.name)
     user.password_hash = auth.hash_password(new)
     session.add(user)
-    audit.record(session, actor_id=actor.id, action="user.password_change", entity="user", entity_id=user.id)
+    audit.record(
+        session, actor_id=actor.id, action="user.password_change", entity="user", entity_id=user.id
+    )
     session.flush()

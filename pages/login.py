@@ -17,13 +17,19 @@ def first_admin() -> None:
     with st.form("setup_form"):
         email = st.text_input("Email", key="setup_email", autocomplete="email")
         name = st.text_input("Name", key="setup_name", max_chars=120)
-        password = st.text_input("Password", type="password", key="setup_password", autocomplete="new-password")
-        confirm = st.text_input("Password again", type="password", key="setup_confirm", autocomplete="new-password")
+        password = st.text_input(
+            "Password", type="password", key="setup_password", autocomplete="new-password"
+        )
+        confirm = st.text_input(
+            "Password again", type="password", key="setup_confirm", autocomplete="new-password"
+        )
         submitted = st.form_submit_button("Create administrator", type="primary")
     if submitted:
         try:
             with context.session() as s:
-                users.create_first_admin(session=s, email=email, name=name, password=password, confirm=confirm)
+                users.create_first_admin(
+                    session=s, email=email, name=name, password=password, confirm=confirm
+                )
         except CRMError as err:
             st.error(str(err))
             return
@@ -38,7 +44,9 @@ def sign_in() -> None:
         st.info(message)
     with st.form("login_form"):
         email = st.text_input("Email", key="login_email", autocomplete="username")
-        password = st.text_input("Password", type="password", key="login_password", autocomplete="current-password")
+        password = st.text_input(
+            "Password", type="password", key="login_password", autocomplete="current-password"
+        )
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         with context.session() as s:

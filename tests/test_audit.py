@@ -86,8 +86,10 @@ def test_nothing_in_the_app_updates_or_deletes_audit_events() -> None:
 
 
 def test_the_scan_would_catch_an_update_or_delete() -> None:
-    sample = "session.exec(delete(AuditEvent))\nsession.exec(update(AuditEvent).values(action='x'))\n" \
-             "conn.execute(text('DELETE FROM auditevent'))\n"
+    sample = (
+        "session.exec(delete(AuditEvent))\nsession.exec(update(AuditEvent).values(action='x'))\n"
+        "conn.execute(text('DELETE FROM auditevent'))\n"
+    )
     assert len(_writes_audit_events(ast.parse(sample))) == 3
 
 
@@ -100,12 +102,36 @@ def _fill(session: Session) -> tuple:
     lead = make_lead(session)
     t0 = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
     for n in range(120):
-        audit.record(session, actor_id=pat.id, action="lead.view", lead_id=lead.id, at=t0 + timedelta(minutes=n))
-    audit.record(session, actor_id=admin.id, action="user.create", entity="user", entity_id=pat.id,
-                 at=t0 + timedelta(days=1), details={"email": pat.email})
-    audit.record(session, actor_id=pat.id, actor_email=pat.email, action="auth.login", at=t0 + timedelta(days=2))
-    audit.record(session, actor_id=None, action="auth.login_failed", at=t0 + timedelta(days=2),
-                 details={"reason": "unknown account"})
+        audit.record(
+            session,
+            actor_id=pat.id,
+            action="lead.view",
+            lead_id=lead.id,
+            at=t0 + timedelta(minutes=n),
+        )
+    audit.record(
+        session,
+        actor_id=admin.id,
+        action="user.create",
+        entity="user",
+        entity_id=pat.id,
+        at=t0 + timedelta(days=1),
+        details={"email": pat.email},
+    )
+    audit.record(
+        session,
+        actor_id=pat.id,
+        actor_email=pat.email,
+        action="auth.login",
+        at=t0 + timedelta(days=2),
+    )
+    audit.record(
+        session,
+        actor_id=None,
+        action="auth.login_failed",
+        at=t0 + timedelta(days=2),
+        details={"reason": "unknown account"},
+    )
     session.commit()
     return actor_of(admin), pat, lead
 
@@ -121,15 +147,24 @@ def test_filters_by_person_lead_action_family_and_period(session: Session) -> No
     assert audit_view.count(session=session, actor=admin, filters=f(action="auth_")) == 0
     day = audit_view.AuditFilter(start=date(2026, 3, 11), end=date(2026, 3, 11), tz=UTC_TZ)
     assert audit_view.count(session=session, actor=admin, filters=day) == 1
-    assert audit_view.actions(session=session, actor=admin) == ["auth.login", "auth.login_failed", "lead.view", "user.create"]
+    assert audit_view.actions(session=session, actor=admin) == [
+        "auth.login",
+        "auth.login_failed",
+        "lead.view",
+        "user.create",
+    ]
 
 
 def test_the_period_is_read_in_the_clinic_time_zone(session: Session) -> None:
     admin, _pat, _lead = _fill(session)
     # 12:00-13:59 UTC on Mar 10 is 08:00-09:59 in New York (EDT): all on Mar 10 there, none on Mar 9.
     ny = "America/New_York"
-    on_10th = audit_view.AuditFilter(action="lead.view", start=date(2026, 3, 10), end=date(2026, 3, 10), tz=ny)
-    on_9th = audit_view.AuditFilter(action="lead.view", start=date(2026, 3, 9), end=date(2026, 3, 9), tz=ny)
+    on_10th = audit_view.AuditFilter(
+        action="lead.view", start=date(2026, 3, 10), end=date(2026, 3, 10), tz=ny
+    )
+    on_9th = audit_view.AuditFilter(
+        action="lead.view", start=date(2026, 3, 9), end=date(2026, 3, 9), tz=ny
+    )
     assert audit_view.count(session=session, actor=admin, filters=on_10th) == 120
     assert audit_view.count(session=session, actor=admin, filters=on_9th) == 0
 
@@ -142,13 +177,20 @@ def test_pages_are_cut_in_sql_newest_first(session: Session) -> None:
     assert len(first) == 50 and len(third) == 20
     assert first[0]["when"] == "2026-03-10 13:59:00" and third[-1]["when"] == "2026-03-10 12:00:00"
     assert first[0]["person"] == "Pat Care" and first[0]["email"] == pat.email
-    failed = audit_view.page(session=session, actor=admin, filters=audit_view.AuditFilter(action="auth.login_failed"))
-    assert failed[0]["person"] == "system" and failed[0]["details"] == '{"reason": "unknown account"}'
+    failed = audit_view.page(
+        session=session, actor=admin, filters=audit_view.AuditFilter(action="auth.login_failed")
+    )
+    assert (
+        failed[0]["person"] == "system" and failed[0]["details"] == '{"reason": "unknown account"}'
+    )
 
 
 def test_a_lead_is_found_by_id_or_reference(session: Session) -> None:
     admin, _pat, lead = _fill(session)
-    assert audit_view.lead_id_for(session=session, actor=admin, text=f" {lead.reference.lower()} ") == lead.id
+    assert (
+        audit_view.lead_id_for(session=session, actor=admin, text=f" {lead.reference.lower()} ")
+        == lead.id
+    )
     assert audit_view.lead_id_for(session=session, actor=admin, text=str(lead.id)) == lead.id
     assert audit_view.lead_id_for(session=session, actor=admin, text="") is None
     with pytest.raises(NotFound):
@@ -157,7 +199,9 @@ def test_a_lead_is_found_by_id_or_reference(session: Session) -> None:
 
 def test_the_export_is_spreadsheet_safe_and_is_itself_audited(session: Session) -> None:
     admin, pat, _lead = _fill(session)
-    audit.record(session, actor_id=pat.id, action="lead.note", details={"body": "=HYPERLINK(\"http://x\")"})
+    audit.record(
+        session, actor_id=pat.id, action="lead.note", details={"body": '=HYPERLINK("http://x")'}
+    )
     session.commit()
     filters = audit_view.AuditFilter(actor_id=pat.id, tz=UTC_TZ)
     data = audit_view.export_csv(session=session, actor=admin, filters=filters)
@@ -168,21 +212,29 @@ def test_the_export_is_spreadsheet_safe_and_is_itself_audited(session: Session) 
     export = session.exec(select(AuditEvent).where(AuditEvent.action == "export.csv")).one()
     assert export.actor_id == admin.id
     details = json.loads(export.details)
-    assert details["what"] == "audit" and details["rows"] == 122 and details["filters"]["actor_id"] == pat.id
+    assert (
+        details["what"] == "audit"
+        and details["rows"] == 122
+        and details["filters"]["actor_id"] == pat.id
+    )
 
 
 def test_formula_cells_are_neutralized_in_the_export(session: Session) -> None:
     admin, _pat, _lead = _fill(session)
     audit.record(session, actor_id=None, actor_email="=cmd|' /C calc'!A0", action="test.formula")
     session.commit()
-    data = audit_view.export_csv(session=session, actor=admin, filters=audit_view.AuditFilter(action="test.formula"))
+    data = audit_view.export_csv(
+        session=session, actor=admin, filters=audit_view.AuditFilter(action="test.formula")
+    )
     row = next(csv.DictReader(io.StringIO(data.decode())))
     assert row["person"].startswith("'=") and row["email"].startswith("'=")
 
 
 def test_an_empty_export_still_has_its_header(session: Session) -> None:
     admin, _pat, _lead = _fill(session)
-    data = audit_view.export_csv(session=session, actor=admin, filters=audit_view.AuditFilter(action="nothing"))
+    data = audit_view.export_csv(
+        session=session, actor=admin, filters=audit_view.AuditFilter(action="nothing")
+    )
     assert data.decode().splitlines() == ["id,when,person,email,action,lead,record,details,address"]
 
 

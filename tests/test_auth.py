@@ -27,11 +27,15 @@ def _quick_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cheap argon2 parameters for speed (test_auth checks the real ones)."""
     from argon2 import PasswordHasher
 
-    monkeypatch.setattr(auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+    monkeypatch.setattr(
+        auth, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
 
 
 def _user(session: Session, email: str = "pat@clinic.test", role: Role = Role.CARE_TEAM) -> User:
-    user = users.create_user(session=session, email=email, password=PASSWORD, role=role, name="Pat Jones")
+    user = users.create_user(
+        session=session, email=email, password=PASSWORD, role=role, name="Pat Jones"
+    )
     session.commit()
     return user
 
@@ -106,7 +110,9 @@ def test_the_right_password_signs_in_and_is_audited(session: Session) -> None:
     assert session.get(User, user.id).last_login_at is not None  # type: ignore[union-attr]
 
 
-def test_unknown_email_wrong_password_and_disabled_account_all_say_the_same(session: Session) -> None:
+def test_unknown_email_wrong_password_and_disabled_account_all_say_the_same(
+    session: Session,
+) -> None:
     _user(session)
     _user(session, email="gone@clinic.test")
     gone = session.exec(select(User).where(User.email == "gone@clinic.test")).one()
@@ -114,15 +120,24 @@ def test_unknown_email_wrong_password_and_disabled_account_all_say_the_same(sess
     session.add(gone)
     session.commit()
     messages = set()
-    for email, password in [("nobody@clinic.test", PASSWORD), ("pat@clinic.test", "wrong password!"),
-                            ("gone@clinic.test", PASSWORD)]:
+    for email, password in [
+        ("nobody@clinic.test", PASSWORD),
+        ("pat@clinic.test", "wrong password!"),
+        ("gone@clinic.test", PASSWORD),
+    ]:
         with pytest.raises(auth.LoginFailed) as info:
             auth.authenticate(session, email=email, password=password, ip=None)
         session.commit()
         messages.add(str(info.value))
     assert messages == {"Email or password is not right."}
-    reasons = [json.loads(e.details)["reason"] for e in session.exec(
-        select(AuditEvent).where(AuditEvent.action == "auth.login_failed").order_by(AuditEvent.id))]
+    reasons = [
+        json.loads(e.details)["reason"]
+        for e in session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.action == "auth.login_failed")
+            .order_by(AuditEvent.id)
+        )
+    ]
     assert reasons == ["unknown account", "wrong password", "disabled account"]
 
 
@@ -150,7 +165,13 @@ def test_repeated_failures_slow_down_then_lock_the_account(session: Session) -> 
     assert isinstance(_fail(session, user.email, now=t), auth.LoginFailed)  # the fifth failure
     # Locked: even the right password is refused, and the lockout is audited once.
     with pytest.raises(auth.LoginThrottled) as info:
-        auth.authenticate(session, email=user.email, password=PASSWORD, ip="10.0.0.9", now=t + timedelta(minutes=5))
+        auth.authenticate(
+            session,
+            email=user.email,
+            password=PASSWORD,
+            ip="10.0.0.9",
+            now=t + timedelta(minutes=5),
+        )
     assert info.value.locked and "minute" in str(info.value)
     assert _actions(session).count("auth.lockout") == 1
     lockout = session.exec(select(AuditEvent).where(AuditEvent.action == "auth.lockout")).one()
@@ -158,8 +179,13 @@ def test_repeated_failures_slow_down_then_lock_the_account(session: Session) -> 
     session.refresh(user)
     assert user.locked_until is not None and user.failed_logins == 5
     # After the lock the right password works again, and a success resets the count.
-    actor = auth.authenticate(session, email=user.email, password=PASSWORD, ip="10.0.0.9",
-                              now=t + timedelta(minutes=auth.LOCK_MINUTES, seconds=1))
+    actor = auth.authenticate(
+        session,
+        email=user.email,
+        password=PASSWORD,
+        ip="10.0.0.9",
+        now=t + timedelta(minutes=auth.LOCK_MINUTES, seconds=1),
+    )
     session.commit()
     assert actor.id == user.id
     assert isinstance(_fail(session, user.email, now=t + timedelta(minutes=16)), auth.LoginFailed)
@@ -177,16 +203,24 @@ def test_an_unknown_email_is_locked_the_same_way_so_locks_reveal_nothing(session
 def test_many_failures_from_one_address_lock_that_address_only(session: Session) -> None:
     _user(session)
     t = utcnow()
-    for n in range(auth.ADDRESS_LOCK_AFTER):  # a different email each time: only the address repeats
+    for n in range(
+        auth.ADDRESS_LOCK_AFTER
+    ):  # a different email each time: only the address repeats
         _fail(session, f"guess{n}@clinic.test", ip="203.0.113.7", now=t)
         t += timedelta(seconds=auth.MAX_DELAY_SECONDS)
     with pytest.raises(auth.LoginThrottled) as info:
-        auth.authenticate(session, email="pat@clinic.test", password=PASSWORD, ip="203.0.113.7", now=t)
+        auth.authenticate(
+            session, email="pat@clinic.test", password=PASSWORD, ip="203.0.113.7", now=t
+        )
     assert info.value.locked
-    actor = auth.authenticate(session, email="pat@clinic.test", password=PASSWORD, ip="198.51.100.2", now=t)
+    actor = auth.authenticate(
+        session, email="pat@clinic.test", password=PASSWORD, ip="198.51.100.2", now=t
+    )
     assert actor.email == "pat@clinic.test"
-    scopes = [json.loads(e.details)["scope"] for e in session.exec(
-        select(AuditEvent).where(AuditEvent.action == "auth.lockout"))]
+    scopes = [
+        json.loads(e.details)["scope"]
+        for e in session.exec(select(AuditEvent).where(AuditEvent.action == "auth.lockout"))
+    ]
     assert scopes == ["address"]
 
 
@@ -215,12 +249,19 @@ def test_a_ticket_gives_a_cookie_once_and_the_cookie_resumes_the_session(session
     assert check.reason == "ok" and check.actor is not None and check.actor.id == user.id
 
 
-def test_a_ticket_is_refused_when_tampered_or_expired(session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_ticket_is_refused_when_tampered_or_expired(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     user = _user(session)
     token = auth.start_session(session, actor=auth.actor_from(user))
     session.commit()
     ticket = auth.login_ticket(token)
-    assert auth.redeem_ticket(session, ticket=ticket[:-2] + ("A" if ticket[-2] != "A" else "B") + ticket[-1]) is None
+    assert (
+        auth.redeem_ticket(
+            session, ticket=ticket[:-2] + ("A" if ticket[-2] != "A" else "B") + ticket[-1]
+        )
+        is None
+    )
     assert auth.redeem_ticket(session, ticket=auth.login_ticket("made-up-token")) is None
     monkeypatch.setattr(auth, "TICKET_SECONDS", -1)
     assert auth.redeem_ticket(session, ticket=ticket) is None
@@ -266,8 +307,9 @@ def test_activity_keeps_a_session_alive_but_not_past_its_lifetime(session: Sessi
     row = session.exec(select(AuthSession)).one()
     assert abs((row.last_seen_at - now).total_seconds()) < 1
     assert auth.resume_session(session, cookie=cookie, now=now + step, touch=False).reason == "ok"
-    assert auth.resume_session(session, cookie=cookie, now=row.expires_at + timedelta(seconds=1)).reason in {
-        "expired", "idle"}
+    assert auth.resume_session(
+        session, cookie=cookie, now=row.expires_at + timedelta(seconds=1)
+    ).reason in {"expired", "idle"}
 
 
 def test_the_absolute_lifetime_ends_even_an_active_session(session: Session) -> None:
@@ -277,7 +319,12 @@ def test_the_absolute_lifetime_ends_even_an_active_session(session: Session) -> 
     row.last_seen_at = row.expires_at - timedelta(seconds=10)
     session.add(row)
     session.commit()
-    assert auth.resume_session(session, cookie=cookie, now=row.expires_at + timedelta(seconds=1)).reason == "expired"
+    assert (
+        auth.resume_session(
+            session, cookie=cookie, now=row.expires_at + timedelta(seconds=1)
+        ).reason
+        == "expired"
+    )
 
 
 def test_the_idle_limit_can_be_set_in_seconds_for_tests(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -345,10 +392,12 @@ def test_single_sign_on_matches_only_an_active_staff_account(session: Session) -
 @pytest.fixture
 def routes_client(sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> TestClient:
     monkeypatch.setattr(db, "get_engine", lambda url=None: sqlite_engine)
-    app = Starlette(routes=[
-        Route(session_routes.SESSION_PATH, session_routes.start),
-        Route(session_routes.LOGOUT_PATH, session_routes.logout),
-    ])
+    app = Starlette(
+        routes=[
+            Route(session_routes.SESSION_PATH, session_routes.start),
+            Route(session_routes.LOGOUT_PATH, session_routes.logout),
+        ]
+    )
     return TestClient(app, follow_redirects=False)
 
 
@@ -373,16 +422,24 @@ def test_the_session_route_sets_a_signed_httponly_strict_cookie_once(
     assert "set-cookie" not in again.headers
 
 
-@pytest.mark.parametrize("target, expected", [("/lead?id=4", "/lead?id=4"), ("//evil.example", "/"),
-                                              ("https://evil.example", "/"), ("/\\evil", "/")])
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/lead?id=4", "/lead?id=4"),
+        ("//evil.example", "/"),
+        ("https://evil.example", "/"),
+        ("/\\evil", "/"),
+    ],
+)
 def test_the_session_route_only_redirects_within_the_site(
     routes_client: TestClient, sqlite_session: Session, target: str, expected: str
 ) -> None:
     user = _user(sqlite_session)
     token = auth.start_session(sqlite_session, actor=auth.actor_from(user))
     sqlite_session.commit()
-    response = routes_client.get(session_routes.SESSION_PATH,
-                                 params={"ticket": auth.login_ticket(token), "next": target})
+    response = routes_client.get(
+        session_routes.SESSION_PATH, params={"ticket": auth.login_ticket(token), "next": target}
+    )
     assert response.headers["location"] == expected
 
 
@@ -394,7 +451,10 @@ def test_the_logout_route_ends_the_session_and_clears_the_cookie(
     routes_client.cookies.set(auth.COOKIE_NAME, cookie)
     response = routes_client.get(session_routes.LOGOUT_PATH)
     assert response.status_code == 303 and response.headers["location"] == "/login"
-    assert 'crm_session=""' in response.headers["set-cookie"] and "Max-Age=0" in response.headers["set-cookie"]
+    assert (
+        'crm_session=""' in response.headers["set-cookie"]
+        and "Max-Age=0" in response.headers["set-cookie"]
+    )
     sqlite_session.expire_all()
     assert auth.resume_session(sqlite_session, cookie=cookie).reason == "ended"
 
@@ -408,16 +468,24 @@ def test_passwords_are_never_stored_or_logged_in_clear(
     caplog.set_level(logging.DEBUG)
     typo = "a password typed into the email box 99"
     with Session(sqlite_engine) as s:
-        admin = users.create_user(session=s, email="boss@clinic.test", password=PASSWORD, role=Role.ADMIN)
+        admin = users.create_user(
+            session=s, email="boss@clinic.test", password=PASSWORD, role=Role.ADMIN
+        )
         s.commit()
         auth.authenticate(s, email="boss@clinic.test", password=PASSWORD)
         s.commit()
         for email, password in [("boss@clinic.test", "wrong password 123"), (typo, PASSWORD)]:
             with pytest.raises(auth.LoginFailed):
-                auth.authenticate(s, email=email, password=password, now=utcnow() + timedelta(minutes=1))
+                auth.authenticate(
+                    s, email=email, password=password, now=utcnow() + timedelta(minutes=1)
+                )
             s.commit()
-        users.reset_password(session=s, actor=auth.actor_from(admin), user_id=admin.id,  # type: ignore[arg-type]
-                             password="a brand new secret phrase")
+        users.reset_password(
+            session=s,
+            actor=auth.actor_from(admin),
+            user_id=admin.id,  # type: ignore[arg-type]
+            password="a brand new secret phrase",
+        )
         s.commit()
     sqlite_engine.dispose()
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("crm.sqlite3*"))

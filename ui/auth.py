@@ -153,7 +153,10 @@ def sign_in(actor: Actor) -> None:
 
 def _navigate(url: str) -> None:
     """Send the browser to `url` (a route of this server), e.g. to collect the cookie."""
-    st.html(f"<script>window.location.replace({json.dumps(url)});</script>", unsafe_allow_javascript=True)
+    st.html(
+        f"<script>window.location.replace({json.dumps(url)});</script>",
+        unsafe_allow_javascript=True,
+    )
 
 
 def pending_redirect() -> None:

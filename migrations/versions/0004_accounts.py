@@ -37,7 +37,9 @@ _PG_TRIGGERS = [
 
 def upgrade() -> None:
     with op.batch_alter_table("authsession", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("cookie_issued_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("cookie_issued_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+        )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_PG_FUNCTION)
         for statement in _PG_TRIGGERS:

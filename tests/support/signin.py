@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 PASSWORD = "correct horse battery 42"
 
 
-def sign_in(page: Page, base_url: str, email: str, password: str = PASSWORD, *, timeout: float = 30_000) -> None:
+def sign_in(
+    page: Page, base_url: str, email: str, password: str = PASSWORD, *, timeout: float = 30_000
+) -> None:
     """Fill the login form, press "Sign in", and wait until the session cookie is set."""
     page.goto(base_url.rstrip("/") + "/login")
     wait_for_app(page)

@@ -184,7 +184,7 @@ if cur.inquiries == 0:
 else:
     row1, row2 = st.columns(5), st.columns(5)
     row1[0].metric(
-        "New inquiries", cur.inquiries, cur.inquiries - prev.inquiries,
+        "New inquiries", f"{cur.inquiries:,}", f"{cur.inquiries - prev.inquiries:+,}",
         help="Leads whose inquiry came in during the period (spam excluded).",
     )  # fmt: skip
     row1[1].metric(
@@ -219,23 +219,26 @@ else:
     row2[1].metric(
         "Inquiry → first infusion", pct(cur.conversion_rate),
         pct_delta(cur.conversion_rate, prev.conversion_rate),
-        help=f"{cur.first_infusions} of {cur.inquiries} inquiries completed a first infusion.",
+        help=f"{cur.first_infusions} of {cur.inquiries} inquiries completed a first infusion. "
+        "A recent period has had less time to convert than the one before it.",
     )  # fmt: skip
     row2[2].metric(
-        "Median inquiry → first infusion", duration_text(cur.first_infusion_median_s),
+        "Inquiry → infusion, median", duration_text(cur.first_infusion_median_s),
         time_delta(cur.first_infusion_median_s, prev.first_infusion_median_s),
         delta_color="inverse",
-        help=f"Over the {cur.first_infusions} leads that completed a first infusion.",
+        help="Median time from inquiry to first infusion completed, over the "
+        f"{cur.first_infusions} leads that completed one.",
     )  # fmt: skip
     row2[3].metric(
-        "Urgent leads", cur.urgent, cur.urgent - prev.urgent, delta_color="off",
+        "Urgent leads", f"{cur.urgent:,}", f"{cur.urgent - prev.urgent:+,}", delta_color="off",
         help="Leads flagged for crisis wording.",
     )  # fmt: skip
     row2[4].metric(
-        "Urgent: median time to first contact", duration_text(cur.urgent_first_contact_median_s),
+        "Urgent: time to contact", duration_text(cur.urgent_first_contact_median_s),
         time_delta(cur.urgent_first_contact_median_s, prev.urgent_first_contact_median_s),
         delta_color="inverse",
-        help=f"Over the {cur.urgent_first_contacted} urgent leads contacted so far.",
+        help=f"Median time from inquiry to first contact, over the {cur.urgent_first_contacted} "
+        "urgent leads contacted so far.",
     )  # fmt: skip
     download(
         [{"figure": k, "this period": v, "previous period": prev.as_dict()[k]}
@@ -281,6 +284,10 @@ area_colors = metrics.group_colors(options["areas"])
 if not trend:
     st.info("No leads in the last 12 months.", icon=":material/inbox:")
 else:
+    st.caption(
+        "Weeks run Monday to Sunday, clinic time; the last point is the week under way. The "
+        "area, service, source and owner filters apply; the period doesn't."
+    )
     left, right = st.columns(2)
     left.altair_chart(
         charts.trend_chart(trend, area_colors, "inquiries", "Inquiries, by week of inquiry"),
@@ -304,7 +311,7 @@ times = _stage_times(filters) if cur.inquiries else []
 if not times:
     st.info(EMPTY if cur.inquiries == 0 else "No stage changes yet.", icon=":material/inbox:")
 else:
-    left, right = st.columns([3, 2])
+    left, right = st.columns([1, 1])
     left.altair_chart(charts.stage_time_chart(times), use_container_width=True)
     right.dataframe(
         pd.DataFrame(

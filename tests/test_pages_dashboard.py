@@ -71,15 +71,15 @@ def test_a_manager_sees_the_figures_of_the_period(app_db: str) -> None:
     at = march(signed_in(app_db, Role.MANAGER))
     assert not at.exception
     assert at.title[0].value == "Pipeline dashboard"
-    assert metric(at, "New inquiries") == ("10", "8")  # 10 against 2 in the previous period
+    assert metric(at, "New inquiries") == ("10", "+8")  # 10 against 2 in the previous period
     assert metric(at, "Median time to first contact") == ("15m", "-5m")  # 899 s vs 1200 s
     assert metric(at, "Contacted within target") == ("40%", "-10.0 pts")
     assert metric(at, "Consult booked")[0] == "50%"
     assert metric(at, "Consult show rate") == ("60%", "+60.0 pts")
     assert metric(at, "Screening clear rate") == ("75%", "")
     assert metric(at, "Inquiry → first infusion") == ("20%", "+20.0 pts")
-    assert metric(at, "Median inquiry → first infusion")[0] == "10.0d"
-    assert metric(at, "Urgent leads") == ("2", "2")
+    assert metric(at, "Inquiry → infusion, median")[0] == "10.0d"
+    assert metric(at, "Urgent leads") == ("2", "+2")
     # The funnel table: one column per area (plus all leads), cells "reached (step conversion)".
     table = at.dataframe[0].value
     assert list(table.columns) == ["All leads", "Ashburn", "Leesburg", "Lansdowne", "Out of area"]

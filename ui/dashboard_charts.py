@@ -15,6 +15,8 @@ from crm.enums import FUNNEL, Stage
 from crm.metrics import STAGE_COLORS, FunnelRow, ReasonRow, StageTime, TrendRow
 
 FUNNEL_LABELS = [s.label for s in FUNNEL]
+# Category labels in full, every one shown (Vega-Lite would drop "overlapping" ones).
+AXIS = alt.Axis(labelLimit=260, labelOverlap=False)
 
 
 def _stage_scale(stages: Sequence[Stage]) -> alt.Scale:
@@ -40,7 +42,7 @@ def funnel_chart(rows: list[FunnelRow], group_order: list[str]) -> alt.FacetChar
         ]
     )
     base = alt.Chart(data).encode(
-        y=alt.Y("Stage:N", sort=FUNNEL_LABELS, title=None, axis=alt.Axis(labelLimit=200)),
+        y=alt.Y("Stage:N", sort=FUNNEL_LABELS, title=None, axis=AXIS),
         x=alt.X("Leads:Q", title="Leads that reached the stage"),
     )
     bars = base.mark_bar().encode(
@@ -113,7 +115,7 @@ def stage_time_chart(rows: list[StageTime]) -> alt.LayerChart | alt.FacetChart:
         ],
     )
     ticks = base.mark_tick(color="#333333", thickness=2, size=18).encode(x="90th percentile days:Q")
-    return alt.layer(bars, ticks).properties(height=max(120, 28 * len(rows)))
+    return alt.layer(bars, ticks).properties(height=max(120, 34 * len(rows)))
 
 
 def reasons_chart(rows: list[ReasonRow], colors: dict[str, str], title: str) -> alt.Chart:
@@ -124,12 +126,12 @@ def reasons_chart(rows: list[ReasonRow], colors: dict[str, str], title: str) -> 
         alt.Chart(data, title=title)
         .mark_bar()
         .encode(
-            y=alt.Y("Reason:N", sort=order, title=None),
+            y=alt.Y("Reason:N", sort=order, title=None, axis=AXIS),
             x=alt.X("sum(Leads):Q", title="Leads"),
             color=alt.Color(
                 "Area:N", scale=_group_scale(colors, list(data["Area"])), title="Service area"
             ),
             tooltip=["Reason", "Area", "Leads"],
         )
-        .properties(height=max(120, 26 * len(order)))
+        .properties(height=max(120, 30 * len(order)))
     )

@@ -115,7 +115,7 @@ def stage_time_chart(rows: list[StageTime]) -> alt.LayerChart | alt.FacetChart:
         ],
     )
     ticks = base.mark_tick(color="#333333", thickness=2, size=18).encode(x="90th percentile days:Q")
-    return alt.layer(bars, ticks).properties(height=max(120, 34 * len(rows)))
+    return alt.layer(bars, ticks).properties(height=alt.Step(30))
 
 
 def reasons_chart(rows: list[ReasonRow], colors: dict[str, str], title: str) -> alt.Chart:
@@ -133,5 +133,5 @@ def reasons_chart(rows: list[ReasonRow], colors: dict[str, str], title: str) -> 
             ),
             tooltip=["Reason", "Area", "Leads"],
         )
-        .properties(height=max(120, 30 * len(order)))
+        .properties(height=alt.Step(26))
     )

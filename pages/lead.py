@@ -21,7 +21,7 @@ from crm.errors import CRMError, NotFound, StaleEdit
 from crm.leads import LeadView
 from crm.timeutil import as_utc, format_local, to_local, utcnow
 from crm.validation import FieldErrors
-from ui import context
+from ui import context, lead_sections
 from ui.plain import md
 
 VIEWED = "lead_viewed"  # the lead whose view is audited for this visit (the queue resets it)
@@ -42,15 +42,6 @@ OUTCOMES = {o.value: o.value.replace("_", " ").capitalize() for o in Outcome}
 BADGE_COLORS = {"urgent": "red", "overdue": "orange", "out of area": "gray"}
 NAME_CSS = "font-size: 2.25rem; font-weight: 700; line-height: 1.2; padding: 0.25rem 0 0.5rem 0;"
 NOBODY = 0
-
-
-def lead_sections() -> Any:
-    """The consult, screening and infusion sections (ui.lead_sections), once they exist."""
-    try:
-        from ui import lead_sections as sections
-    except ImportError:
-        return None
-    return sections
 
 
 def _lead_id() -> int | None:
@@ -426,11 +417,9 @@ with work:
                 clear=tuple(CONTACT_KEYS.values()),
             )
 
-    sections = lead_sections()
-    if sections is not None:
-        sections.consult_section(lead_id)
-        sections.screening_section(lead_id)
-        sections.infusion_section(lead_id)
+    lead_sections.consult_section(lead_id)
+    lead_sections.screening_section(lead_id)
+    lead_sections.infusion_section(lead_id)
 
 with history:
     st.subheader("Timeline")

@@ -147,14 +147,16 @@ def read_rows(data: bytes) -> tuple[list[str], list[dict[str, str]]]:
         raise UnreadableFile("The file is empty.")
     if "\x00" in text:
         raise UnreadableFile("The file contains binary data; is it really a CSV file?")
+    # Only the delimiter is guessed. Spreadsheets quote the RFC 4180 way ("" inside "..."),
+    # and the sniffer's quoting guess is wrong often enough to garble cells: it reads
+    # "Asked: ""is it covered?""" as Asked: "is it covered?""".
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(
-            text[:8192], delimiters=",;\t"
-        )
-    except csv.Error:
-        dialect = csv.excel
+        delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t").delimiter
+    except csv.Error:  # undecided: the one the header line uses most
+        header_line = text.lstrip("\r\n").split("\n", 1)[0]
+        delimiter = max(",;\t", key=header_line.count)
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), dialect)
+        reader = csv.reader(io.StringIO(text, newline=""), csv.excel, delimiter=delimiter)
         table = [row for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as err:
         raise UnreadableFile(f"The file isn't valid CSV: {err}.") from None

@@ -29,6 +29,7 @@ SEEN = "lead_seen"  # {"id": lead id, "version": the version this person works f
 FLASH = "lead_flash"
 ERRORS = "lead_errors"
 MOVE_TO = "lead_move_to"
+BASE = "lead_form_base"  # what each form field was last filled with from the lead
 ATTEMPT_KEYS = ("lead_attempt_channel", "lead_attempt_outcome", "lead_attempt_note")
 NOTE_KEY = "lead_note_body"
 NEXT_KEYS = ("lead_next_action", "lead_next_date", "lead_next_time")
@@ -36,7 +37,16 @@ CONTACT_KEYS = {f: f"lead_contact_{f}" for f in leads.CONTACT_FIELDS} | {
     "do_not_contact": "lead_contact_do_not_contact"
 }
 MOVE_KEYS = ("lead_move_reason", "lead_move_note")
-FORM_KEYS = (*ATTEMPT_KEYS, NOTE_KEY, *NEXT_KEYS, *CONTACT_KEYS.values(), *MOVE_KEYS, MOVE_TO)
+FORM_KEYS = (
+    *ATTEMPT_KEYS,
+    NOTE_KEY,
+    *NEXT_KEYS,
+    *CONTACT_KEYS.values(),
+    *MOVE_KEYS,
+    MOVE_TO,
+    BASE,
+    "lead_assign_to",
+)
 CHANNELS = {c.value: c.value.capitalize() for c in Channel}
 OUTCOMES = {o.value: o.value.replace("_", " ").capitalize() for o in Outcome}
 BADGE_COLORS = {"urgent": "red", "overdue": "orange", "out of area": "gray"}
@@ -86,9 +96,17 @@ def _seen_version() -> int | None:
     return seen.get("version") if seen.get("id") == lead_id else None
 
 
-def _init(key: str, value: Any) -> None:
-    if key not in st.session_state:
+def _sync(key: str, value: Any) -> None:
+    """Show the lead's current `value` in a form field, unless this person has changed the field.
+
+    A field still holding what was last filled in follows the lead (a colleague's saved change
+    shows up); a field the person edited keeps their typing until it is saved or they leave.
+    """
+    base: dict[str, Any] = st.session_state.setdefault(BASE, {})
+    untouched = key not in st.session_state or st.session_state[key] == base.get(key)
+    if untouched and (key not in st.session_state or base.get(key) != value):
         st.session_state[key] = value
+        base[key] = value
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -232,7 +250,7 @@ with state_col:
                 )
     labels = {NOBODY: "Nobody"} | {m.id: m.label + (" (away)" if m.away else "") for m in members}
     with assign_col:
-        _init("lead_assign_to", view.owner_id or NOBODY)
+        _sync("lead_assign_to", view.owner_id or NOBODY)
         st.selectbox(
             "Assign to",
             list(labels),
@@ -346,9 +364,9 @@ with work:
     with next_tab, st.form("lead_next_form", border=False):
         local_due = to_local(view.next_action_due_at, tz) if view.next_action_due_at else None
         tomorrow = to_local(utcnow(), tz) + timedelta(days=1)
-        _init("lead_next_action", view.next_action or "")
-        _init("lead_next_date", (local_due or tomorrow).date())
-        _init(
+        _sync("lead_next_action", view.next_action or "")
+        _sync("lead_next_date", (local_due or tomorrow).date())
+        _sync(
             "lead_next_time",
             local_due.time().replace(second=0, microsecond=0) if local_due else time(9, 0),
         )
@@ -390,9 +408,9 @@ with work:
             "best_time": view.best_time or "",
         }
         for field, value in current.items():
-            _init(CONTACT_KEYS[field], value)
-        _init(CONTACT_KEYS["preferred_contact"], view.preferred_contact)
-        _init(CONTACT_KEYS["do_not_contact"], view.do_not_contact)
+            _sync(CONTACT_KEYS[field], value)
+        _sync(CONTACT_KEYS["preferred_contact"], view.preferred_contact)
+        _sync(CONTACT_KEYS["do_not_contact"], view.do_not_contact)
         left, right = st.columns(2)
         for i, field in enumerate(current):
             column = left if i % 2 == 0 else right

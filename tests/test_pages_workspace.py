@@ -287,3 +287,34 @@ def test_without_an_id_the_page_points_to_the_queue(s: Session) -> None:
     at.switch_page("pages/lead.py").run()
     assert not at.exception
     assert any("Open a lead" in i.value for i in at.info)
+
+
+def test_a_colleagues_change_shows_in_fields_i_did_not_touch(s: Session) -> None:
+    me = make_user(s, name="Me")
+    colleague = make_user(s, name="Jo Colleague")
+    lead = make_lead(
+        s, contact=make_contact(s, first_name="Dana", last_name="Reyes", phone="+15715550100")
+    )
+    at = open_lead(me, lead.id or 0)
+    leads.update_contact(
+        session=s,
+        actor=actor_of(colleague),
+        lead_id=lead.id or 0,
+        seen_version=1,
+        values={"first_name": "Dana", "last_name": "Reyes", "phone": "(703) 555-0142"},
+    )
+    s.commit()
+    at.text_input(key="lead_contact_city").input("Ashburn")
+    at.button(key=CONTACT).click().run()
+    assert any("Jo Colleague" in e.value for e in at.error)  # refused: the screen was outdated
+    assert at.text_input(key="lead_contact_phone").value == "(703) 555-0142"  # theirs shows
+    assert at.text_input(key="lead_contact_city").value == "Ashburn"  # mine stays
+    at.button(key="lead_accept_change").click().run()
+    at.button(key=CONTACT).click().run()
+    assert not at.error
+    from crm.models import Contact
+
+    s.expire_all()
+    contact = s.get(Contact, lead.contact_id)
+    assert contact is not None
+    assert (contact.phone, contact.city) == ("+17035550142", "Ashburn")

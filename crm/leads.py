@@ -489,7 +489,8 @@ def update_contact(
         return lead.version
     for key, value in clean.items():
         setattr(contact, key, value)
-    contact.name_key = f"{contact.first_name} {contact.last_name}".strip().lower()
+    # Cut to the column's size as intake does: lower() can lengthen a name ("İ" -> "i̇").
+    contact.name_key = f"{contact.first_name} {contact.last_name}".strip().lower()[:170]
     contact.email_key = email_key(contact.email) if contact.email else None
     contact.updated_at = now
     contact.version += 1

@@ -412,9 +412,11 @@ def _row(r: Any, now: datetime, config: ClinicConfig) -> QueueRow:
     ) = r  # fmt: skip
     due = as_utc(due_at) if due_at else None
     overdue = bool(is_open and due is not None and due < now)
-    sla_text, sla_late = sla_state(
-        first_response_due_at=first_due, first_response_at=first_at, now=now, config=config
-    )
+    sla_text, sla_late = ("", False)
+    if is_open:  # a closed lead's clock no longer matters
+        sla_text, sla_late = sla_state(
+            first_response_due_at=first_due, first_response_at=first_at, now=now, config=config
+        )
     return QueueRow(
         lead_id=lead_id,
         reference=reference,
@@ -431,8 +433,8 @@ def _row(r: Any, now: datetime, config: ClinicConfig) -> QueueRow:
         attempts=attempts,
         next_action=next_action or "",
         due_at=due,
-        sla=sla_text if is_open else "",
-        sla_late=sla_late and is_open,
+        sla=sla_text,
+        sla_late=sla_late,
         urgent=urgent,
         overdue=overdue,
         badges=badges(

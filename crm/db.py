@@ -98,20 +98,39 @@ def current_revision(engine: Engine | None = None) -> str | None:
 
 
 _ready: set[str] = set()
+_upgrade_lock = threading.Lock()
+# Any constant works: it names the lock PostgreSQL holds while one process migrates.
+_PG_MIGRATION_LOCK = 7_214_001
 
 
 def ensure_ready(engine: Engine | None = None) -> Engine:
-    """Upgrade the schema and seed the clinic's defaults, once per process and database."""
-    from crm import catalog
+    """Upgrade the schema and seed the clinic's defaults, once per process and database.
 
+    Safe when the first page visit and the first API call arrive together, and when several
+    app processes start at once on one PostgreSQL database (an advisory lock serializes them).
+    """
     engine = engine or get_engine()
     key = str(engine.url)
-    with _lock:
+    with _upgrade_lock:
         if key in _ready:
             return engine
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as guard:
+                guard.exec_driver_sql(f"SELECT pg_advisory_lock({_PG_MIGRATION_LOCK})")
+                try:
+                    _upgrade_and_seed(engine)
+                finally:
+                    guard.exec_driver_sql(f"SELECT pg_advisory_unlock({_PG_MIGRATION_LOCK})")
+                    guard.commit()
+        else:
+            _upgrade_and_seed(engine)
+        _ready.add(key)
+    return engine
+
+
+def _upgrade_and_seed(engine: Engine) -> None:
+    from crm import catalog
+
     upgrade(engine)
     with session_scope(engine) as session:
         catalog.seed_defaults(session)
-    with _lock:
-        _ready.add(key)
-    return engine

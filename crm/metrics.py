@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -39,8 +40,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
+    CTE,
     BigInteger,
     ColumnElement,
+    Engine,
     Integer,
     Select,
     Table,
@@ -52,6 +55,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    tuple_,
     union_all,
     values,
 )
@@ -283,49 +287,95 @@ class Spread:
     at: dict[Fraction, int]
 
 
-def _percentiles(
-    session: Session, values_query: Select, points: Sequence[Fraction] = (MEDIAN,)
-) -> dict[tuple[Any, ...], Spread]:
-    """Nearest-rank percentiles of column `v` per group of the query's other columns.
+def _materialized(cte: CTE) -> CTE:
+    """`cte` computed once and kept (AS MATERIALIZED: PostgreSQL 12+, SQLite 3.35+), so that the
+    planner cannot fold it into the next join and rescan its source there for every row."""
+    cte = cte.prefix_with("MATERIALIZED", dialect="postgresql")
+    if sqlite3.sqlite_version_info >= (3, 35):
+        cte = cte.prefix_with("MATERIALIZED", dialect="sqlite")
+    return cte
 
-    Only the rows at the wanted ranks leave the database (ROW_NUMBER and COUNT windows).
+
+def _rank(n: Any, p: Fraction) -> Any:
+    """ceil(p * n) in SQL integer arithmetic (n an integer column or expression)."""
+    return (n * p.numerator + (p.denominator - 1)) // p.denominator
+
+
+def _percentiles(
+    session: Session,
+    values_query: Select,  # type: ignore[type-arg]
+    points: Sequence[Fraction] = (MEDIAN,),
+    bucket: int = 3600,
+) -> dict[tuple[Any, ...], Spread]:
+    """Nearest-rank percentiles of integer column `v` per group of the query's other columns.
+
+    One statement, in two steps so that only a few rows are ever ranked one by one: count the
+    values per group and `bucket`-wide band of v (a small histogram), find from the running
+    counts the band that holds each wanted rank, then number only the rows of those bands.
+    Exact, and the same on both backends (integer arithmetic throughout).
     """
     sub = values_query.subquery()
     keys = [c for c in sub.c if c.name != "v"]
-    partition = keys or None
-    ranked = select(
-        *keys,
-        sub.c.v,
-        func.row_number().over(partition_by=partition, order_by=sub.c.v).label("rn"),
-        func.count().over(partition_by=partition).label("n"),
+    d = select(*keys, sub.c.v, (sub.c.v // bucket).label("b")).cte("d")
+    dk = [d.c[k.name] for k in keys]
+    h = select(*dk, d.c.b, func.count().label("c")).group_by(*dk, d.c.b).subquery()
+    hk = [h.c[k.name] for k in keys]
+    part = hk or None
+    running = cast(func.sum(h.c.c).over(partition_by=part, order_by=h.c.b), BigInteger)
+    cum = select(
+        *hk,
+        h.c.b,
+        (running - h.c.c).label("before"),
+        cast(func.sum(h.c.c).over(partition_by=part), BigInteger).label("n"),
+        h.c.c,
     ).subquery()
-    at_rank = [
-        ranked.c.rn == (ranked.c.n * p.numerator + (p.denominator - 1)) // p.denominator
-        for p in points
-    ]
+    holds = or_(
+        *(and_(cum.c.before < _rank(cum.c.n, p), _rank(cum.c.n, p) <= cum.c.before + cum.c.c)
+          for p in points)
+    )  # fmt: skip
+    # The few (group, band) pairs that hold a wanted rank, and the rows of those bands only
+    # (an IN over a subquery: both backends probe a small hashed set per row).
+    t = select(cum).where(holds).cte("t")
+    tk = [t.c[k.name] for k in keys]
+    rows = _materialized(select(d).where(tuple_(*dk, d.c.b).in_(select(*tk, t.c.b))).cte("f"))
+    rk = [rows.c[k.name] for k in keys]
+    ranked = (
+        select(
+            *rk,
+            rows.c.v,
+            (
+                t.c.before + func.row_number().over(partition_by=[*rk, rows.c.b], order_by=rows.c.v)
+            ).label("r"),
+            t.c.n,
+        )
+        .select_from(
+            rows.join(t, and_(*(a == b for a, b in zip(rk, tk, strict=True)), rows.c.b == t.c.b))
+        )
+        .subquery()
+    )
+    at_rank = [ranked.c.r == _rank(ranked.c.n, p) for p in points]
     out: dict[tuple[Any, ...], Spread] = {}
     for row in session.connection().execute(select(ranked).where(or_(*at_rank))):
-        *group, v, rn, n = tuple(row)
+        *group, v, r, n = tuple(row)
         spread = out.setdefault(tuple(group), Spread(n=int(n), at={}))
         for p in points:
-            if nearest_rank(int(n), p) == rn:
+            if nearest_rank(int(n), p) == r:
                 spread.at[p] = int(v)
     return out
 
 
-def _percentile(session: Session, values_query: Select, p: Fraction = MEDIAN) -> int | None:  # type: ignore[type-arg]
-    """The nearest-rank percentile of column `v` of an ungrouped query, in one statement.
+def _nth(values: CTE, column_name: str, p: Fraction = MEDIAN) -> Any:
+    """A scalar subquery: the nearest-rank percentile of one column of `values` (NULLs left out).
 
-    ORDER BY v LIMIT 1 OFFSET rank - 1, the rank counted by a subquery of the same statement
-    (one snapshot): cheaper than ranking every row with a window function.
+    ORDER BY v LIMIT 1 OFFSET rank - 1 with the rank counted in the same statement (one
+    snapshot): cheaper than numbering every row with a window function.
     """
-    sub = values_query.subquery()
-    n = select(func.count()).select_from(sub).scalar_subquery()
-    rank = (n * p.numerator + (p.denominator - 1)) // p.denominator
-    offset = case((n == 0, 0), else_=rank - 1)
-    value = session.connection().execute(select(sub.c.v).order_by(sub.c.v).limit(1).offset(offset))
-    found = value.scalar()
-    return None if found is None else int(found)
+    v = values.c[column_name]
+    n = select(func.count(v)).scalar_subquery()
+    # ceil(p * n) - 1 == (n * num - 1) // den for n >= 1; for n = 0 both backends truncate
+    # -1 // den to 0 (toward zero): never a negative OFFSET, and n appears once.
+    offset = (n * p.numerator - 1) // p.denominator
+    return select(v).where(v.is_not(None)).order_by(v).limit(1).offset(offset).scalar_subquery()
 
 
 def _rate(part: int, whole: int) -> float | None:
@@ -458,18 +508,30 @@ def headline(session: Session, f: Filters) -> Headline:
         .one()
     )
     n = [int(x or 0) for x in counts]
-    to_contact = seconds_between(L.created_at, L.first_response_at).label("v")
-    to_infusion = seconds_between(L.created_at, L[REACHED_COLUMN[Stage.INFUSION_COMPLETED]]).label(
-        "v"
+    # The three medians in one statement over the cohort's durations, read from the index once.
+    to_contact = seconds_between(L.created_at, L.first_response_at)
+    durations = _materialized(
+        select(
+            to_contact.label("contact"),
+            case((L.urgent, to_contact)).label("urgent"),
+            seconds_between(L.created_at, L[INFUSED]).label("infusion"),
+        )
+        .where(*where, or_(contacted, infused))
+        .cte("durations")
+    )
+    medians = (
+        session.connection()
+        .execute(select(*(_nth(durations, name) for name in ("contact", "urgent", "infusion"))))
+        .one()
     )
 
-    def median(values: Select, count: int) -> int | None:  # type: ignore[type-arg]
-        return _percentile(session, values) if count else None
+    def median(i: int) -> int | None:
+        return None if medians[i] is None else int(medians[i])
 
     return Headline(
         inquiries=n[0],
         first_contacted=n[1],
-        first_contact_median_s=median(select(to_contact).where(*where, contacted), n[1]),
+        first_contact_median_s=median(0),
         with_target=n[2],
         within_target=n[3],
         consult_scheduled=n[4],
@@ -479,12 +541,10 @@ def headline(session: Session, f: Filters) -> Headline:
         cleared=n[8],
         screening_cleared=n[9],
         first_infusions=n[10],
-        first_infusion_median_s=median(select(to_infusion).where(*where, infused), n[10]),
+        first_infusion_median_s=median(2),
         urgent=n[11],
         urgent_first_contacted=n[12],
-        urgent_first_contact_median_s=median(
-            select(to_contact).where(*where, L.urgent, contacted), n[12]
-        ),
+        urgent_first_contact_median_s=median(1),
     )
 
 
@@ -725,7 +785,7 @@ def time_in_stage(session: Session, f: Filters) -> list[StageTime]:
             sc.seconds_in_previous.is_not(None),
         )
     )
-    spreads = _percentiles(session, query, (MEDIAN, P90))
+    spreads = _percentiles(session, query, (MEDIAN, P90), bucket=3600)  # stays: hours to weeks
     return [
         StageTime(s.value, s.label, sp.n, sp.at[MEDIAN], sp.at[P90])
         for s in FUNNEL
@@ -831,6 +891,7 @@ def team(session: Session, f: Filters, *, now: datetime) -> list[TeamRow]:
         select(owner, seconds_between(L.created_at, L.first_response_at).label("v")).where(
             *_conditions(f), L.first_response_at.is_not(None)
         ),
+        bucket=300,  # first contacts take minutes to hours: 5-minute bands
     )
     ids = set(load) | {int(k[0]) for k in speed}
     people = (
@@ -864,6 +925,49 @@ def team(session: Session, f: Filters, *, now: datetime) -> list[TeamRow]:
 
 
 # --- Everything the page shows, and the CLI report -----------------------------------------------
+
+
+# Everything the page shows for one filter set (plain data: the page caches it).
+@dataclass(frozen=True)
+class Dashboard:
+    filters: Filters
+    current: Headline
+    previous: Headline
+    funnel: list[FunnelRow]  # by service area
+    trend: list[TrendRow]
+    stage_times: list[StageTime]
+    reasons: list[ReasonRow]
+    team: list[TeamRow]
+
+
+def dashboard(
+    *, engine: Engine, filters: Filters, today: date, now: datetime, workers: int = 4
+) -> Dashboard:
+    """Every section of the page for `filters`, its queries run side by side.
+
+    Each section is one call of the functions above on its own connection (SQLite in WAL
+    mode and PostgreSQL both serve concurrent readers, and the database works outside the
+    GIL), so the page waits for the slowest section rather than for the sum of them.
+    """
+    sections: dict[str, Callable[[Session], Any]] = {
+        "current": lambda s: headline(s, filters),
+        "previous": lambda s: headline(s, filters.previous()),
+        "funnel": lambda s: funnel(s, filters, By.SERVICE_AREA),
+        "trend": lambda s: trend(s, filters, today=today),
+        "stage_times": lambda s: time_in_stage(s, filters),
+        "reasons": lambda s: leave_reasons(s, filters),
+        "team": lambda s: team(s, filters, now=now),
+    }
+
+    def run(section: Callable[[Session], Any]) -> Any:
+        with Session(engine) as s:
+            return section(s)
+
+    # Slowest first, so the long ones start at once when there are fewer workers than sections.
+    order = ["stage_times", "current", "previous", "team", "trend", "funnel", "reasons"]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dashboard") as pool:
+        futures = {name: pool.submit(run, sections[name]) for name in order}
+        return Dashboard(filters=filters, **{name: f.result() for name, f in futures.items()})
 
 
 def authorize(actor: Actor | None) -> Actor:

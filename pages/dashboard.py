@@ -11,7 +11,7 @@ import streamlit as st
 from crm import export, metrics
 from crm.access import Perm, can
 from crm.errors import PermissionDenied
-from crm.metrics import By, Filters, FunnelRow, Headline, Period, duration_text
+from crm.metrics import By, Filters, FunnelRow, Period, duration_text
 from crm.timeutil import utcnow
 from ui import context
 from ui import dashboard_charts as charts
@@ -32,40 +32,15 @@ def _options() -> dict[str, list[tuple[Any, str]]]:
         }
 
 
-@st.cache_data(ttl=60, show_spinner=False)
-def _headline(f: Filters) -> tuple[Headline, Headline]:
-    with context.session() as s:
-        return metrics.headline(s, f), metrics.headline(s, f.previous())
+@st.cache_data(ttl=60, show_spinner="Counting...")
+def _dashboard(f: Filters, today: date) -> metrics.Dashboard:
+    return metrics.dashboard(engine=context.engine(), filters=f, today=today, now=utcnow())
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _funnel(f: Filters, by: By) -> list[FunnelRow]:
     with context.session() as s:
         return metrics.funnel(s, f, by)
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def _trend(f: Filters, today: date) -> list[metrics.TrendRow]:
-    with context.session() as s:
-        return metrics.trend(s, f, today=today)
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def _stage_times(f: Filters) -> list[metrics.StageTime]:
-    with context.session() as s:
-        return metrics.time_in_stage(s, f)
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def _reasons(f: Filters) -> list[metrics.ReasonRow]:
-    with context.session() as s:
-        return metrics.leave_reasons(s, f)
-
-
-@st.cache_data(ttl=60, show_spinner=False)
-def _team(f: Filters) -> list[metrics.TeamRow]:
-    with context.session() as s:
-        return metrics.team(s, f, now=utcnow())
 
 
 def _record_download(what: str, rows: int, filters: dict[str, Any]) -> None:
@@ -178,7 +153,8 @@ st.caption(
 )
 
 # --- Headline figures -------------------------------------------------------------------------
-cur, prev = _headline(filters)
+data = _dashboard(filters, today)
+cur, prev = data.current, data.previous
 if cur.inquiries == 0:
     st.info(EMPTY, icon=":material/inbox:")
 else:
@@ -258,7 +234,7 @@ by = By(
 if cur.inquiries == 0:
     st.info(EMPTY, icon=":material/inbox:")
 else:
-    rows = _funnel(filters, by)
+    rows = data.funnel if by == By.SERVICE_AREA else _funnel(filters, by)
     order = list(dict.fromkeys(r.group for r in rows))
     st.altair_chart(charts.funnel_chart(rows, order), use_container_width=False)
     table = pd.DataFrame(
@@ -279,7 +255,7 @@ else:
 
 # --- Trend ----------------------------------------------------------------------------------
 st.subheader("Weekly inquiries and first infusions per service area, last 12 months")
-trend = _trend(filters, today)
+trend = data.trend
 area_colors = metrics.group_colors(options["areas"])
 if not trend:
     st.info("No leads in the last 12 months.", icon=":material/inbox:")
@@ -307,7 +283,7 @@ else:
 
 # --- Time in stage --------------------------------------------------------------------------
 st.subheader("Days the period's leads spent in each stage before moving on")
-times = _stage_times(filters) if cur.inquiries else []
+times = data.stage_times
 if not times:
     st.info(EMPTY if cur.inquiries == 0 else "No stage changes yet.", icon=":material/inbox:")
 else:
@@ -325,7 +301,7 @@ else:
 
 # --- Why leads leave ------------------------------------------------------------------------
 st.subheader("Why the period's leads left: lost and not-eligible reasons by service area")
-reasons = _reasons(filters) if cur.inquiries else []
+reasons = data.reasons
 if not reasons:
     st.info(
         EMPTY if cur.inquiries == 0 else "No lost or not-eligible leads.", icon=":material/inbox:"
@@ -352,7 +328,7 @@ else:
 
 # --- Team -----------------------------------------------------------------------------------
 st.subheader("Team: open and overdue leads now, speed to first contact in the period")
-team = _team(filters)
+team = data.team
 team_rows = [
     {"Care-team member": r.owner, "Open now": r.open, "Overdue now": r.overdue,
      "First contacts (period)": r.responded,

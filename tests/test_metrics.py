@@ -39,10 +39,13 @@ Bob; X Ashburn 04-01 04:30 UTC (04-01 00:30 local: April) open, Alice. "Now" is 
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 
 import pytest
+from sqlalchemy import Engine, Integer, String, column, values
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, select
 
 from crm import metrics
@@ -467,3 +470,55 @@ def test_group_colors_are_stable_and_grey_for_none() -> None:
     assert colors["Leesburg"] == metrics.GROUP_PALETTE[1]
     assert colors["Out of area"] == metrics.NONE_COLOR
     assert set(metrics.STAGE_COLORS) == set(Stage)
+
+
+def test_the_dashboard_bundle_runs_the_same_functions_side_by_side(engine: Engine) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        build(s)
+        today = date(2026, 4, 2)
+        d = metrics.dashboard(engine=engine, filters=MARCH, today=today, now=NOW)
+        assert d.current == metrics.headline(s, MARCH)
+        assert d.previous == metrics.headline(s, MARCH.previous())
+        assert d.funnel == metrics.funnel(s, MARCH, By.SERVICE_AREA)
+        assert d.trend == metrics.trend(s, MARCH, today=today)
+        assert d.stage_times == metrics.time_in_stage(s, MARCH)
+        assert d.reasons == metrics.leave_reasons(s, MARCH)
+        assert d.team == metrics.team(s, MARCH, now=NOW)
+
+
+@pytest.mark.parametrize("bucket", [1, 7, 3600, 10**9])
+def test_grouped_percentiles_equal_a_brute_force_nearest_rank(
+    session: Session, bucket: int
+) -> None:
+    rng = random.Random(bucket)
+    rows = [
+        (rng.choice("abc"), rng.choice([rng.randint(0, 40), rng.randint(0, 200_000)]))
+        for _ in range(rng.randint(150, 300))
+    ] + [("d", 5)]  # a group of one
+    src = values(column("k", String), column("v", Integer), name="src").data(rows).cte("src")
+    points = (metrics.MEDIAN, metrics.P90, Fraction(1, 4), Fraction(1, 1))
+    got = metrics._percentiles(session, sa_select(src.c.k, src.c.v), points, bucket=bucket)
+    for key in "abcd":
+        ordered = sorted(v for k, v in rows if k == key)
+        spread = got[(key,)]
+        assert spread.n == len(ordered)
+        for p in points:
+            assert spread.at[p] == ordered[metrics.nearest_rank(len(ordered), p) - 1], (key, p)
+
+
+def test_an_ungrouped_median_skips_missing_values(session: Session) -> None:
+    data = [(None,), (9,), (1,), (None,), (5,), (7,)]
+    src = values(column("v", Integer), name="src").data(data).cte("src")
+    empty = values(column("v", Integer), name="none").data([(None,)]).cte("none")
+    got = (
+        session.connection()
+        .execute(
+            sa_select(
+                metrics._nth(src, "v"),
+                metrics._nth(src, "v", metrics.P90),
+                metrics._nth(empty, "v"),
+            )
+        )
+        .one()
+    )
+    assert tuple(got) == (5, 9, None)  # 1 5 7 9: lower middle 5, rank ceil(3.6) = 4

@@ -29,7 +29,10 @@ def navigation() -> None:
             st.navigation([setup], position="hidden").run()
             return
         login = st.Page(access.LOGIN_PAGE, title="Staff sign-in", icon=":material/login:")
-        st.navigation([public, login], position="hidden").run()
+        page = st.navigation([public, login], position="hidden")
+        if auth.has_notice() and page.title == public.title:
+            st.switch_page(login)  # just signed out (idle, disabled): sign-in says why
+        page.run()
         return
     auth.account_box(actor)
     auth.idle_watch()

@@ -380,8 +380,8 @@ def test_a_disabled_user_is_signed_out_on_the_next_action(app_db: str) -> None:
         s.add(user)
     at.run()
     assert "auth_actor" not in at.session_state
-    assert at.session_state["auth_notice"] == "You have been signed out."
-    assert [t.value for t in at.title] == ["Request a free consultation"]
+    assert [i.value for i in at.info] == ["You have been signed out."]
+    assert [t.value for t in at.title] == ["Staff sign-in"]  # told why, ready to sign in again
     with pytest.raises(ValueError):
         at.switch_page("pages/queue.py")
 

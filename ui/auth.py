@@ -27,6 +27,9 @@ TOKEN_KEY = "auth_token"
 NOTICE_KEY = "auth_notice"
 REDIRECT_KEY = "auth_redirect"
 SSO_KEY = "auth_sso"
+DEAD_COOKIE_KEY = (
+    "auth_dead_cookie"  # a cookie already found ended: not checked (or announced) again
+)
 
 _REASONS = {
     "idle": "You were signed out after a period without activity. Please sign in again.",
@@ -68,6 +71,7 @@ def setup_needed() -> bool:
 def _sign_out_locally(reason: str | None) -> None:
     for key in (context.ACTOR_KEY, TOKEN_KEY, SSO_KEY):
         st.session_state.pop(key, None)
+    st.session_state[DEAD_COOKIE_KEY] = session_cookie()
     if reason in _REASONS:
         st.session_state[NOTICE_KEY] = _REASONS[reason]
 
@@ -121,7 +125,7 @@ def current_actor() -> Actor | None:
             st.logout()  # else the identity provider's cookie would sign them straight back in
         return actor
     cookie = session_cookie()
-    if cookie:
+    if cookie and cookie != st.session_state.get(DEAD_COOKIE_KEY):
         actor = _from_token(cookie, by_cookie=True)
         if actor is not None or not sso_configured():
             return actor
@@ -198,6 +202,11 @@ def idle_watch() -> None:
             st.rerun(scope="app")
 
     _watch()
+
+
+def has_notice() -> bool:
+    """True when the sign-in page has a message waiting (someone was just signed out)."""
+    return bool(st.session_state.get(NOTICE_KEY))
 
 
 def notice() -> str | None:

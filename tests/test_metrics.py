@@ -39,6 +39,7 @@ Bob; X Ashburn 04-01 04:30 UTC (04-01 00:30 local: April) open, Alice. "Now" is 
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
@@ -51,7 +52,7 @@ from sqlmodel import Session, select
 from crm import metrics
 from crm.enums import Role, Source, Stage
 from crm.metrics import By, Filters, Period
-from crm.models import Lead, Service, ServiceArea
+from crm.models import Lead, Service, ServiceArea, User
 from crm.pipeline import transition
 from tests.factories import make_lead, make_user
 
@@ -522,3 +523,65 @@ def test_an_ungrouped_median_skips_missing_values(session: Session) -> None:
         .one()
     )
     assert tuple(got) == (5, 9, None)  # 1 5 7 9: lower middle 5, rank ceil(3.6) = 4
+
+
+# --- The command line -------------------------------------------------------------------------
+
+
+def test_cli_json_equals_the_functions_output(engine: Engine) -> None:
+    from click.testing import CliRunner
+
+    from crm.cli import main
+
+    url = engine.url.render_as_string(hide_password=False)
+    with Session(engine, expire_on_commit=False) as s:
+        ids = build(s)
+        bob_email = s.get(User, ids["bob"]).email  # type: ignore[union-attr]
+        plain = metrics.report(s, MARCH, By.SERVICE_AREA)
+        narrowed = metrics.report(
+            s,
+            Filters(
+                start=MARCH.start, end=MARCH.end, tz=TZ, areas=(ids["lee"], 0), owners=(ids["bob"],)
+            ),
+            By.SOURCE,
+        )
+    runner = CliRunner()
+    args = [
+        "metrics",
+        "--from",
+        "2026-03-01",
+        "--to",
+        "2026-03-31",
+        "--database-url",
+        url,
+        "--json",
+    ]
+    result = runner.invoke(main, [*args, "--by", "service_area"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == json.loads(json.dumps(plain))
+    assert json.loads(result.output)["headline"]["inquiries"] == 10
+    result = runner.invoke(
+        main, [*args, "--by", "source", "--area", "leesburg", "--area", "out", "--owner", bob_email]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == json.loads(json.dumps(narrowed))
+    assert json.loads(result.output)["headline"]["inquiries"] == 3  # L3 L4 L11
+
+
+def test_cli_text_summary_and_unknown_names(engine: Engine) -> None:
+    from click.testing import CliRunner
+
+    from crm.cli import main
+
+    url = engine.url.render_as_string(hide_password=False)
+    with Session(engine) as s:
+        build(s)
+    runner = CliRunner()
+    base = ["metrics", "--from", "2026-03-01", "--to", "2026-03-31", "--database-url", url]
+    result = runner.invoke(main, base)
+    assert result.exit_code == 0, result.output
+    assert "New inquiries" in result.output and "Consult show rate" in result.output
+    assert "60.0%" in result.output
+    result = runner.invoke(main, [*base, "--area", "Atlantis"])
+    assert result.exit_code != 0
+    assert "No service area 'Atlantis'" in result.output

@@ -1354,7 +1354,8 @@ def notes(result: SizeResult) -> list[str]:
         f"queue first page: {data['queue']['statements']} statements, "
         f"{data['queue']['summary']}; phone search: {data['search_phone']['summary']}; "
         f"name search: {data['search_name']['summary']}",
-        f"lead page: {data['lead']['summary']}; dashboard: {data['dashboard']['calls']} "
+        f"lead page: {data['lead']['summary']} (its cold call is a first visit: it writes the "
+        f"lead.view audit event and commits, as the page does); dashboard: {data['dashboard']['calls']} "
         f"cached page functions, {data['dashboard']['statements']} statements cold, "
         f"{data['dashboard']['summary']}",
     ]
@@ -1456,8 +1457,8 @@ def main(argv: list[str] | None = None) -> int:
         f"SQLite {facts['sqlite']}" + (f", PostgreSQL {pg_version}" if pg_version else "")
     )
     print(
-        "Page data runs in child processes of the benchmark on the server's database (the "
-        "server has no HTTP route for page data). cold = first call in a fresh process on a "
+        "Page data runs in child processes of the benchmark on the server's database, before "
+        "the intake load (the server has no HTTP route for page data). cold = first call in a fresh process on a "
         "new engine (OS file cache not dropped); warm = median of the next 3 calls; cache "
         "hit = dict lookup + unpickling of the dashboard's stored results. Baselines: bare "
         "sqlite3/psycopg; for page data, the SQL our call sent, captured and replayed. "

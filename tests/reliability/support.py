@@ -371,7 +371,7 @@ def stored(engine: Engine, tag: str) -> dict[int, Stored]:
         ).all()
     for email, lead_id, reference, submissions in rows:
         n = int(str(email).removeprefix(prefix).split("@", 1)[0])
-        found[n].leads.append((int(lead_id), str(reference)))
+        found[n].leads.append((int(lead_id or 0), str(reference)))
         found[n].submissions += int(submissions)
     return dict(found)
 

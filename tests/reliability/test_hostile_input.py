@@ -192,10 +192,11 @@ def _submit_property(session: Session, values: dict[str, Any], mode: str) -> Non
             event("refused")
             return
         event("accepted")
-        if str(values.get("website") or "").strip():
+        expected = validate_intake(values, mode=mode, services=services)  # type: ignore[arg-type]
+        if expected.website:  # the honeypot: a bot is thanked and nothing is stored
             assert result.spam and result.lead_id == 0
             return
-        expected = validate_intake(values, mode=mode, services=services)  # type: ignore[arg-type]
+        assert not result.spam
         check_stored(session, result.lead_id, expected, values)
         raw = json.loads(
             session.exec(select(Submission.raw).where(Submission.lead_id == result.lead_id)).one()

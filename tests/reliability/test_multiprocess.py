@@ -189,8 +189,8 @@ def test_two_processes_booking_the_same_slots_at_the_same_moment_never_double_bo
     assert not errors, errors
     per_slot: dict[str, list[str]] = {}
     for done in outcomes.values():
-        for result, slot, _detail in done:
-            per_slot.setdefault(slot, []).append(result)
+        for result, when, _detail in done:
+            per_slot.setdefault(when, []).append(result)
     assert len(per_slot) == SLOTS
     assert all(sorted(r) == ["booked", "taken"] for r in per_slot.values()), per_slot
     wins = {actor: sum(r == "booked" for r, _s, _d in done) for actor, done in outcomes.items()}

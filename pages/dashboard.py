@@ -17,6 +17,10 @@ from ui import context
 from ui import dashboard_charts as charts
 
 EMPTY = "No leads in this period."
+COUNTS = {  # thousands separators in the tables' count columns
+    name: st.column_config.NumberColumn(format="localized")
+    for name in ("Stays", "Open now", "Overdue now", "First contacts (period)")
+}
 
 
 # Query results are cached for a minute per filter set (plain dataclasses, never ORM objects):
@@ -66,7 +70,10 @@ def download(rows: list[dict[str, Any]], what: str, key: str) -> None:
 
 
 def pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.0%}"
+    """A share as people read it: whole percent, with a decimal below 10% (0.5%, not 0%)."""
+    if x is None:
+        return "-"
+    return f"{x:.1%}" if 0 < x < 0.1 else f"{x:.0%}"
 
 
 def pct_delta(cur: float | None, prev: float | None) -> str | None:
@@ -236,7 +243,7 @@ if cur.inquiries == 0:
 else:
     rows = data.funnel if by == By.SERVICE_AREA else _funnel(filters, by)
     order = list(dict.fromkeys(r.group for r in rows))
-    st.altair_chart(charts.funnel_chart(rows, order), use_container_width=False)
+    st.altair_chart(charts.funnel_chart(rows, order), width="content")
     table = pd.DataFrame(
         {g: [f"{r.reached:,} ({pct(r.step_rate)})" for r in rows if r.group == g] for g in order},
         index=[r.stage_label for r in rows if r.group == order[0]],
@@ -267,13 +274,13 @@ else:
     left, right = st.columns(2)
     left.altair_chart(
         charts.trend_chart(trend, area_colors, "inquiries", "Inquiries, by week of inquiry"),
-        use_container_width=True,
+        width="stretch",
     )
     right.altair_chart(
         charts.trend_chart(
             trend, area_colors, "first_infusions", "First infusions, by week completed"
         ),
-        use_container_width=True,
+        width="stretch",
     )
     download(
         [{"week starting": r.week_start, "service area": r.area, "inquiries": r.inquiries,
@@ -288,13 +295,14 @@ if not times:
     st.info(EMPTY if cur.inquiries == 0 else "No stage changes yet.", icon=":material/inbox:")
 else:
     left, right = st.columns([1, 1])
-    left.altair_chart(charts.stage_time_chart(times), use_container_width=True)
+    left.altair_chart(charts.stage_time_chart(times), width="stretch")
     right.dataframe(
         pd.DataFrame(
             [{"Stage": r.stage_label, "Stays": r.stays, "Median days": round(r.median_days, 1),
               "90th percentile days": round(r.p90_days, 1)} for r in times]
         ),
         hide_index=True,
+        column_config=COUNTS,
     )  # fmt: skip
     right.caption("From the stage-change log; a stay still under way isn't counted.")
     download([r.as_dict() for r in times], "Time in stage", "dash_dl_stage_time")
@@ -315,9 +323,7 @@ else:
     ):
         part = [r for r in reasons if r.outcome == outcome]
         if part:
-            col.altair_chart(
-                charts.reasons_chart(part, area_colors, title), use_container_width=True
-            )
+            col.altair_chart(charts.reasons_chart(part, area_colors, title), width="stretch")
         else:
             col.caption(f"{title}: none.")
     download(
@@ -338,5 +344,5 @@ team_rows = [
 if not team_rows:
     st.info("No open leads and no care-team members.", icon=":material/inbox:")
 else:
-    st.dataframe(pd.DataFrame(team_rows), hide_index=True)
+    st.dataframe(pd.DataFrame(team_rows), hide_index=True, column_config=COUNTS)
     download([r.as_dict() for r in team], "Team workload", "dash_dl_team")

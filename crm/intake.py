@@ -8,7 +8,6 @@ starts the first-response clock. It commits nothing: the caller owns the transac
 
 from __future__ import annotations
 
-import importlib
 import json
 import secrets
 import zlib
@@ -20,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, or_, text
 from sqlmodel import Session, col, select
 
-from crm import audit, catalog, clinic_settings, crisis, sla
+from crm import audit, catalog, clinic_settings, crisis, sla, triage
 from crm.access import Actor, Perm, require
 from crm.clinic_settings import ClinicConfig
 from crm.enums import Channel, Outcome, Source, Stage
@@ -242,7 +241,7 @@ def submit(
         },
         at=received,
     )
-    _assign_new_lead(session, lead)
+    _assign_new_lead(session, lead, config)
     return IntakeResult(
         lead_id=lead.id or 0,
         reference=lead.reference,
@@ -264,12 +263,13 @@ def submit_form(
     config: ClinicConfig | None = None,
 ) -> IntakeResult:
     """Validate raw form values with the clinic's services, then submit; raises FieldErrors."""
-    names = [name for _id, name in catalog.services(session)]
+    # The forms offer the catalogue as choices; the API and imports may name anything.
+    names = [name for _id, name in catalog.services(session)] if mode in ("public", "phone") else None
     data = validate_intake(
         values,
         mode=mode,
         check_deliverability=get_settings().check_email_deliverability,
-        services=names if mode in ("public", "phone") else None,
+        services=names,
     )
     return submit(
         session=session,
@@ -342,15 +342,9 @@ def record_reached_by_phone(*, session: Session, lead: Lead, actor_id: int | Non
 # --- steps of submit() -------------------------------------------------------------------------
 
 
-def _assign_new_lead(session: Session, lead: Lead) -> None:
-    """Round-robin assignment hook: delegates to crm.triage.assign_round_robin when it exists."""
-    try:  # imported lazily: the workspace helper's module, absent until it is built
-        triage = importlib.import_module("crm.triage")
-    except ImportError:
-        return
-    assign = getattr(triage, "assign_round_robin", None)
-    if callable(assign):
-        assign(session=session, lead=lead)
+def _assign_new_lead(session: Session, lead: Lead, config: ClinicConfig) -> None:
+    """Round-robin assignment of a new lead, when the clinic turned it on."""
+    triage.assign_round_robin(session=session, lead=lead, config=config)
 
 
 def _lock_identity(session: Session, key: str | None, phone: str | None) -> None:

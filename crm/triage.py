@@ -593,14 +593,17 @@ def claim(*, session: Session, actor: Actor, lead_id: int, seen_version: int | N
     )
 
 
-def assign_round_robin(*, session: Session, lead: Lead) -> int | None:
+def assign_round_robin(
+    *, session: Session, lead: Lead, config: ClinicConfig | None = None
+) -> int | None:
     """Give a new lead to the next care-team member in turn, when the clinic turned it on.
 
     Called by intake for every new lead, in intake's transaction. The next member is the
     active, not-away care-team member who was given a lead longest ago (never first).
     Returns the new owner's id, or None when round-robin is off or nobody is available.
     """
-    if lead.owner_id is not None or not clinic_settings.load(session).round_robin:
+    config = config or clinic_settings.load(session)
+    if lead.owner_id is not None or not config.round_robin:
         return None
     member = session.exec(
         select(User)

@@ -49,7 +49,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crm import apikeys, clinic_settings, db, intake, notify
+from crm import apikeys, clinic_settings, db, intake
 from crm.apikeys import ApiKeyInfo
 from crm.models import IdempotencyRecord
 from crm.ratelimit import RateLimiter
@@ -132,7 +132,6 @@ class _Outcome:
     status: int
     body: dict[str, Any]
     thank_you_url: str = ""
-    notify: tuple[int, str, clinic_settings.ClinicConfig] | None = None
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -196,9 +195,6 @@ async def _create_lead(request: Request) -> Response:
     if outcome.status == 401:
         failures.hit(client_ip)
 
-    if outcome.notify is not None:
-        lead_id, reference, config = outcome.notify
-        notify.notify_urgent_lead(lead_id=lead_id, reference=reference, config=config)
     wants_page = media_type == FORM_TYPE and "text/html" in request.headers.get("accept", "")
     if outcome.status == 201 and wants_page and outcome.thank_you_url:
         location = _thank_you_location(outcome.thank_you_url, str(outcome.body["reference"]))
@@ -459,8 +455,7 @@ def _submit(
             _purge_idempotency_records(session)
         apikeys.touch(session=session, key=api_key)
         session.commit()
-    alert = (result.lead_id, result.reference, config) if result.urgent else None
-    return _Outcome(201, body, thank_you_url=config.thank_you_url, notify=alert)
+    return _Outcome(201, body, thank_you_url=config.thank_you_url)
 
 
 # An Idempotency-Key as stored (scoped by API key) and what the request it came with said.

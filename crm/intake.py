@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, text
+from sqlalchemy import event, func, or_, text
 from sqlmodel import Session, col, select
 
-from crm import audit, catalog, clinic_settings, crisis, sla, triage
+from crm import audit, catalog, clinic_settings, crisis, notify, sla, triage
 from crm.access import Actor, Perm, require
 from crm.clinic_settings import ClinicConfig
 from crm.enums import Channel, Outcome, Source, Stage
@@ -162,6 +162,8 @@ def submit(
                 received,
             )
             _add_callers_words(session, open_lead, data, source, actor_id, received)
+            if flag.urgent:
+                _alert_after_commit(session, open_lead, config)
             return IntakeResult(
                 lead_id=open_lead.id or 0,
                 reference=open_lead.reference,
@@ -242,6 +244,8 @@ def submit(
         at=received,
     )
     _assign_new_lead(session, lead, config)
+    if flag.urgent:
+        _alert_after_commit(session, lead, config)
     return IntakeResult(
         lead_id=lead.id or 0,
         reference=lead.reference,
@@ -340,6 +344,21 @@ def record_reached_by_phone(*, session: Session, lead: Lead, actor_id: int | Non
 
 
 # --- steps of submit() -------------------------------------------------------------------------
+
+
+def _alert_after_commit(session: Session, lead: Lead, config: ClinicConfig) -> None:
+    """Email the on-call address about an urgent submission once it is committed.
+
+    Every intake path (form, phone, API, import) comes through here, and the alert only
+    leaves after the caller's commit: an alert about a rolled-back lead would point nowhere.
+    """
+    lead_id, reference = lead.id or 0, lead.reference
+    event.listen(
+        session,
+        "after_commit",
+        lambda _s: notify.notify_urgent_lead(lead_id=lead_id, reference=reference, config=config),
+        once=True,
+    )
 
 
 def _assign_new_lead(session: Session, lead: Lead, config: ClinicConfig) -> None:

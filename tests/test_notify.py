@@ -115,3 +115,29 @@ def test_starttls_when_configured_never_falls_back_to_clear_text(
     future.result(timeout=20)
     assert inbox.messages == []
     assert any("KC-TLS222" in r.getMessage() for r in caplog.records)
+
+
+def test_every_intake_path_alerts_after_commit_and_only_then(
+    smtp: tuple[Inbox, int], sqlite_engine: Any
+) -> None:
+    """The phone intake, form and import share intake.submit; its alert waits for the commit."""
+    from sqlmodel import Session
+
+    from crm import intake
+
+    inbox, port = smtp
+    values = {
+        "first_name": "Sam", "last_name": "Rivera", "phone": "(571) 555-0142", "consent": True,
+        "message": "I want to end it all", "crisis": "no",
+    }
+    with Session(sqlite_engine) as session:
+        result = intake.submit_form(session=session, values=values, mode="phone", config=_config(port))
+        session.rollback()  # a lead that was never stored must not page anyone
+    assert result.urgent and not inbox.arrived.wait(1.5)
+    with Session(sqlite_engine) as session:
+        result = intake.submit_form(session=session, values=values, mode="phone", config=_config(port))
+        session.commit()
+    assert inbox.arrived.wait(15)
+    ((_rcpt, msg),) = inbox.messages
+    assert result.reference in msg["Subject"]
+    assert "end it all" not in msg.get_payload(decode=True).decode()  # type: ignore[union-attr]

@@ -1,9 +1,11 @@
 """Clinic settings: areas and services, reasons, targets, hours, providers, email, API keys."""
 
+from collections.abc import Callable
 from datetime import time
 from zoneinfo import available_timezones
 
 import streamlit as st
+from sqlmodel import Session
 
 from crm import clinic_admin, scheduling
 from crm.clinic_settings import WEEKDAYS
@@ -24,7 +26,7 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _apply(action, message: str) -> None:  # noqa: ANN001 - a zero-argument callable taking the session
+def _apply(action: Callable[[Session], object], message: str, clear: tuple[str, ...] = ()) -> None:
     """Run one change in its own unit of work; show the domain's message if it is refused."""
     try:
         with context.session() as s:
@@ -33,6 +35,8 @@ def _apply(action, message: str) -> None:  # noqa: ANN001 - a zero-argument call
         st.error(str(err))
         return
     st.cache_data.clear()  # pages may cache catalogue lookups; a change shows on the next run
+    for key in clear:  # e.g. a typed password: it must not sit in the form after saving
+        st.session_state.pop(key, None)
     st.session_state["settings_flash"] = message
     st.rerun()
 
@@ -332,6 +336,7 @@ with tabs[5], st.form("settings_email_form"):
         _apply(
             lambda s: clinic_admin.update_settings(session=s, actor=actor, changes=changes),
             "Saved the email settings.",
+            clear=("settings_smtp_password", "settings_smtp_clear"),
         )
 
 # --- Website and API keys --------------------------------------------------------------------

@@ -61,7 +61,10 @@ def sign_in() -> None:
         return
     if ui_auth.sso_configured():
         st.divider()
-        if st.button("Sign in with single sign-on", key="login_sso"):
+        if ui_auth.sso_signed_in_elsewhere():
+            if st.button("Sign out of single sign-on", key="login_sso_logout"):
+                st.logout()
+        elif st.button("Sign in with single sign-on", key="login_sso"):
             st.login()
 
 

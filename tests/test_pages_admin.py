@@ -291,3 +291,39 @@ def test_the_audit_page_filters_and_offers_an_export(app_db: str) -> None:
     assert not at.exception
     at.text_input(key="audit_lead").input("NOPE-1").run()
     assert at.error[0].value == "No lead with the reference NOPE-1."
+
+
+SSO_SECRETS = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32}
+
+
+@pytest.mark.parametrize(
+    "user, signed_in",
+    [
+        ({"is_logged_in": True, "email": "BOSS@clinic.test"}, True),
+        ({"is_logged_in": True, "email": "stranger@clinic.test"}, False),
+        ({"is_logged_in": True, "email": "boss@clinic.test", "email_verified": False}, False),
+        ({"is_logged_in": False}, False),
+    ],
+)
+def test_single_sign_on_needs_an_active_staff_account_with_that_email(
+    app_db: str, user: dict, signed_in: bool
+) -> None:
+    _admin(app_db)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets["auth"] = SSO_SECRETS
+    at.user = user
+    at.run()
+    assert not at.exception
+    if signed_in:
+        at.switch_page("pages/admin_users.py")
+        assert "auth.login" in _actions(app_db)
+    else:
+        with pytest.raises(ValueError):
+            at.switch_page("pages/admin_users.py")
+    if user["is_logged_in"] and not signed_in:
+        assert [t.value for t in at.title] == ["Staff sign-in"]
+        assert "does not match an active staff account" in at.info[0].value
+        assert [b.key for b in at.button if b.key and b.key.startswith("login_sso")] == [
+            "login_sso_logout"
+        ]
+        assert _actions(app_db).count("auth.login_failed") == 1

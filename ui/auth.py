@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from crm import auth, users
+from crm import audit, auth, users
 from crm.access import Actor
 from ui import context
 
@@ -27,6 +27,11 @@ TOKEN_KEY = "auth_token"
 NOTICE_KEY = "auth_notice"
 REDIRECT_KEY = "auth_redirect"
 SSO_KEY = "auth_sso"
+SSO_REFUSED_KEY = "auth_sso_refused"
+SSO_REFUSED = (
+    "Your single sign-on account does not match an active staff account. "
+    "Ask an administrator to add you."
+)
 DEAD_COOKIE_KEY = (
     "auth_dead_cookie"  # a cookie already found ended: not checked (or announced) again
 )
@@ -98,15 +103,25 @@ def _from_sso() -> Actor | None:
         if not st.user.is_logged_in:
             return None
         email = st.user.get("email")
+        verified = st.user.get("email_verified")
     except Exception:  # noqa: BLE001 - auth not set up correctly: behave as signed out
         return None
     with context.session() as s:
-        actor = auth.sso_actor(s, email=str(email) if email else None)
+        # An identity provider that says the address is unverified proves nothing about it.
+        actor = (
+            None if verified is False else auth.sso_actor(s, email=str(email) if email else None)
+        )
         if actor is None:
-            st.session_state[NOTICE_KEY] = (
-                "Your single sign-on account does not match an active staff account. "
-                "Ask an administrator to add you."
-            )
+            st.session_state[NOTICE_KEY] = SSO_REFUSED
+            if not st.session_state.get(SSO_REFUSED_KEY):
+                st.session_state[SSO_REFUSED_KEY] = True
+                audit.record(
+                    s,
+                    actor_id=None,
+                    action="auth.login_failed",
+                    ip=client_ip(),
+                    details={"reason": "single sign-on account is not an active staff account"},
+                )
             return None
         token = auth.start_session(s, actor=actor, ip=client_ip(), via="sso")
     st.session_state[TOKEN_KEY] = token
@@ -202,6 +217,16 @@ def idle_watch() -> None:
             st.rerun(scope="app")
 
     _watch()
+
+
+def sso_signed_in_elsewhere() -> bool:
+    """True when the identity provider signed someone in whom no staff account matches."""
+    if not sso_configured():
+        return False
+    try:
+        return bool(st.user.is_logged_in)
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def has_notice() -> bool:

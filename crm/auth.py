@@ -25,7 +25,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import func
-from sqlmodel import Session, col, select, update
+from sqlmodel import Session, col, delete, select, update
 
 from crm import audit
 from crm.access import Actor
@@ -47,6 +47,7 @@ ADDRESS_LOCK_AFTER = 20
 LOCK_MINUTES = 15
 FAILURE_WINDOW = timedelta(minutes=15)
 MAX_DELAY_SECONDS = 30
+ATTEMPTS_KEPT = timedelta(days=30)
 
 _hasher = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
 # Verified against when the email is unknown, so the answer takes as long either way.
@@ -262,6 +263,8 @@ def authenticate(
         audit.record(
             session, actor_id=user.id, actor_email=user.email, action="auth.login", ip=ip, at=now
         )
+        # Tries only matter for a window of minutes; keep a month (for questions), not forever.
+        session.execute(delete(LoginAttempt).where(col(LoginAttempt.at) < now - ATTEMPTS_KEPT))
         return actor_from(user)
     reason = (
         "unknown account"

@@ -493,3 +493,14 @@ def test_passwords_are_never_stored_or_logged_in_clear(
         assert secret.encode() not in raw
         assert secret not in caplog.text
     assert b"$argon2id$" in raw
+
+
+def test_old_login_attempts_are_pruned_on_a_successful_sign_in(session: Session) -> None:
+    user = _user(session)
+    long_ago = utcnow() - auth.ATTEMPTS_KEPT - timedelta(days=1)
+    _fail(session, user.email, now=long_ago)
+    _fail(session, "other@clinic.test", now=utcnow() - timedelta(days=1))
+    auth.authenticate(session, email=user.email, password=PASSWORD)
+    session.commit()
+    kept = session.exec(select(LoginAttempt)).all()
+    assert len(kept) == 2 and all(a.at > long_ago for a in kept)

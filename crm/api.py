@@ -73,6 +73,8 @@ CORS_MAX_AGE = "600"
 ORIGINS_CACHE_SECONDS = 5.0
 # The form's crisis question is `crisis` on the wire and `crisis_answer` in crm.validation.
 _FIELD_ALIASES = {"crisis": "crisis_answer"}
+# Errors go back under the names the website sent, so its form can show each next to its field.
+_WIRE_NAMES = {inner: wire for wire, inner in _FIELD_ALIASES.items()}
 
 _limiters: tuple[RateLimiter, RateLimiter] | None = None
 _limiter_lock = threading.Lock()
@@ -397,7 +399,8 @@ def _store(
                 fields, mode="api", check_deliverability=settings.check_email_deliverability
             )
         except FieldErrors as err:
-            return _Outcome(422, {"errors": err.errors})
+            errors = {_WIRE_NAMES.get(k, k): v for k, v in err.errors.items()}
+            return _Outcome(422, {"errors": errors})
 
         for attempt in range(2):
             try:

@@ -600,3 +600,10 @@ def test_database_unreachable_is_a_503_with_retry_after(tmp_path: Path) -> None:
         assert health.status_code == 503
     finally:
         server.stop()
+
+
+
+def test_a_bad_crisis_answer_is_reported_under_the_field_name_the_website_sent(api: Api) -> None:
+    response = post(api, person(crisis="perhaps"))
+    assert response.status_code == 422
+    assert set(response.json()["errors"]) == {"crisis"}

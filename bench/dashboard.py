@@ -38,8 +38,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-# Not this folder: bench/queue.py would shadow the standard library's queue (Streamlit uses it).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_DBS = ["100k=/tmp/demo100k.sqlite3", "1m=/tmp/demo1m.sqlite3"]

@@ -6,9 +6,9 @@ stage and the total, plus building the rows) side by side with the bare SQL that
 the exact statements and parameters, captured from the driver and replayed through the
 `sqlite3` module on a connection of its own. Figures are the median of several warm runs.
 
-    python bench/queue.py                              # /tmp/demo100k.sqlite3, /tmp/demo1m.sqlite3
-    python bench/queue.py --db 100k=/tmp/a.sqlite3 --runs 9
-    python bench/queue.py --plans                      # also EXPLAIN QUERY PLAN of each statement
+    python bench/queue_page.py                              # /tmp/demo100k.sqlite3, /tmp/demo1m.sqlite3
+    python bench/queue_page.py --db 100k=/tmp/a.sqlite3 --runs 9
+    python bench/queue_page.py --plans                      # also EXPLAIN QUERY PLAN of each statement
 
 Make a database with `python -m crm demo --leads 1000000 --database-url sqlite:////tmp/demo1m.sqlite3`.
 """

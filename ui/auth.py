@@ -32,9 +32,8 @@ SSO_REFUSED = (
     "Your single sign-on account does not match an active staff account. "
     "Ask an administrator to add you."
 )
-DEAD_COOKIE_KEY = (
-    "auth_dead_cookie"  # a cookie already found ended: not checked (or announced) again
-)
+# A cookie already found ended: not checked (or announced) again in this tab.
+DEAD_COOKIE_KEY = "auth_dead_cookie"
 
 _REASONS = {
     "idle": "You were signed out after a period without activity. Please sign in again.",
@@ -161,7 +160,7 @@ def current_actor() -> Actor | None:
 
 
 def sign_in(actor: Actor) -> None:
-    """After a password check: open a server session, then fetch the cookie on the next run."""
+    """After a password check: open a server session; pending_redirect() then fetches the cookie."""
     with context.session() as s:
         token = auth.start_session(s, actor=actor, ip=client_ip())
     st.session_state[TOKEN_KEY] = token

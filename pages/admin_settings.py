@@ -361,26 +361,29 @@ with tabs[6]:
         st.warning("Copy this key now: it is not stored and cannot be shown again.")
         st.code(shown, language=None)
     tz = config.timezone
-    st.dataframe(
-        [
-            {
-                "Name": k["name"],
-                "Starts with": k["prefix"] + "…",
-                "Allowed origins": " ".join(k["allowed_origins"])
-                or "(none: server-to-server only)",
-                "Created": format_local(k["created_at"], tz),
-                "Last used": format_local(k["last_used_at"], tz),
-                "State": "active" if k["active"] else "revoked",
-            }
-            for k in keys
-        ],
-        hide_index=True,
-        key="settings_keys_table",
-    )
+    if not keys:
+        st.caption("No API keys yet.")
+    else:
+        st.dataframe(
+            [
+                {
+                    "Name": k["name"],
+                    "Starts with": k["prefix"] + "…",
+                    "Allowed origins": " ".join(k["allowed_origins"])
+                    or "(none: server-to-server only)",
+                    "Created": format_local(k["created_at"], tz),
+                    "Last used": format_local(k["last_used_at"], tz),
+                    "State": "active" if k["active"] else "revoked",
+                }
+                for k in keys
+            ],
+            hide_index=True,
+            key="settings_keys_table",
+        )
     with st.form("settings_key_form", clear_on_submit=True):
         key_name = st.text_input("New key name", key="settings_key_name", max_chars=80)
         origins = st.text_area(
-            "Allowed website origins, one per line (e.g. https://www.example-clinic.com)",
+            "Allowed website origins, one per line (e.g. `https://www.example-clinic.com`)",
             key="settings_key_origins",
         )
         if st.form_submit_button("Create key"):

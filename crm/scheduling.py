@@ -91,7 +91,8 @@ def set_availability(
     windows: list[tuple[int, time, time]],
 ) -> list[tuple[int, time, time]]:
     """Replace the provider's weekly windows (an admin, or the provider for themself)."""
-    if not (actor.id == provider_id and actor.is_provider):
+    own_hours = actor is not None and actor.id == provider_id and actor.is_provider
+    if not own_hours:
         require(actor, Perm.SETTINGS)
     _provider(session, provider_id)
     cleaned = _normalize_windows(windows)

@@ -13,6 +13,12 @@ import re
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 
 
+# GitHub-flavoured Markdown also turns bare addresses ("www.x.test", "http://...", "a@b.test")
+# into links, escaped or not; an invisible zero-width space after each punctuation mark
+# breaks every such pattern without changing what a person reads.
+_ZWSP = "\u200b"
+
+
 def md(text: str) -> str:
-    """`text` escaped so Markdown shows it literally, on one line."""
-    return _PUNCTUATION.sub(r"\\\1", " ".join(str(text).split()))
+    """`text` escaped so Markdown shows it literally, on one line, with no link in it."""
+    return _PUNCTUATION.sub(r"\\\1" + _ZWSP, " ".join(str(text).split()))

@@ -14,11 +14,13 @@ _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
 
 
 # GitHub-flavoured Markdown also turns bare addresses ("www.x.test", "http://...", "a@b.test")
-# into links, escaped or not; an invisible zero-width space after each punctuation mark
-# breaks every such pattern without changing what a person reads.
+# into links, escaped or not. An invisible zero-width space inside each trigger ("www.",
+# "://", "@") breaks the pattern and leaves every other character as typed.
 _ZWSP = "\u200b"
+_AUTOLINK_TRIGGERS = re.compile(r"(?i)(\bwww\.|:(?=//)|@)")
 
 
 def md(text: str) -> str:
     """`text` escaped so Markdown shows it literally, on one line, with no link in it."""
-    return _PUNCTUATION.sub(r"\\\1" + _ZWSP, " ".join(str(text).split()))
+    defused = _AUTOLINK_TRIGGERS.sub(lambda m: m.group(1) + _ZWSP, " ".join(str(text).split()))
+    return _PUNCTUATION.sub(r"\\\1", defused)

@@ -15,6 +15,7 @@ from crm.enums import Role, ScreeningItem, Stage
 from crm.models import Consult, Lead
 from crm.timeutil import to_local, utcnow
 from tests.factories import actor_of, make_contact, make_lead
+from tests.support import signin
 from tests.support.browser import launch_browser, screenshot, wait_for_app
 from tests.support.server import RunningServer, start_streamlit
 
@@ -145,12 +146,8 @@ def server(
 
 
 def sign_in(page: Page, srv: RunningServer, email: str) -> None:
-    page.goto(srv.url("/login"))
-    wait_for_app(page)
-    page.get_by_role("textbox", name="Email").fill(email)
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    wait_for_app(page)
+    # Waits for the sign-in redirect to finish: a goto while it is in flight gets aborted.
+    signin.sign_in(page, srv.base_url, email, PASSWORD)
 
 
 def test_coordinator_sees_todays_consults_and_marks_a_no_show(

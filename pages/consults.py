@@ -21,11 +21,11 @@ from ui.consult_widgets import (
     consult_actions,
     lead_link,
     local_today,
-    md_escape,
     phone_link,
     show_flash,
     status_badge,
 )
+from ui.plain import md
 
 PREFIX = "consults_"
 ALL_PROVIDERS = 0
@@ -73,7 +73,7 @@ period = (
     if span == "Today"
     else f"week of {format_local(start, config.timezone, '%B %d')}"
 )
-st.caption(f"{md_escape(names.get(provider_id, ''))}, {period}: {summary}")
+st.caption(f"{md(names.get(provider_id, ''))}, {period}: {summary}")
 
 if not rows:
     st.info("No consults in this period.")
@@ -124,7 +124,7 @@ for (_name, _pid), grouped in groupby(
 ):
     provider_rows = list(grouped)
     if provider_id == ALL_PROVIDERS:
-        st.subheader(md_escape(provider_rows[0].provider_name), divider="gray")
+        st.subheader(md(provider_rows[0].provider_name), divider="gray")
     for day_key, day_rows in groupby(provider_rows, key=local_day):
         if span != "Today":
             st.markdown(f"**{day_key.split('|', 1)[1]}**")

@@ -8,7 +8,6 @@ leaves the typed input in its widgets.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
@@ -26,6 +25,7 @@ from crm.scheduling import ConsultView, ProviderOption
 from crm.timeutil import format_local, to_local, utcnow
 from crm.validation import format_phone_national
 from ui import context
+from ui.plain import md
 
 STATUS_LABELS: dict[ConsultStatus, tuple[str, str]] = {
     ConsultStatus.BOOKED: ("Booked", "blue"),
@@ -47,14 +47,6 @@ TOPIC_LABELS: dict[str, str] = {
 TIME_FMT = "%-I:%M %p"
 DAY_FMT = "%a %b %d"
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~:$&])")
-
-
-def md_escape(text: str) -> str:
-    """Text for a Markdown string, every Markdown character escaped (no links, no images)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
-
-
 # --- Outcome messages ---------------------------------------------------------------------
 
 
@@ -69,9 +61,9 @@ def show_flash(prefix: str) -> None:
         return
     kind, text = message
     if kind == "success":
-        st.success(md_escape(text), icon=":material/check_circle:")
+        st.success(md(text), icon=":material/check_circle:")
     else:
-        st.error(md_escape(text), icon=":material/error:")
+        st.error(md(text), icon=":material/error:")
 
 
 def run_action(prefix: str, action: Callable[[Session, Actor], str]) -> bool:
@@ -114,7 +106,7 @@ def status_badge(status: str) -> None:
 
 def lead_link(lead_id: int, reference: str) -> None:
     """A link to the lead page; a plain URL link where the page isn't registered (tests)."""
-    label = f"Open lead {md_escape(reference)}"
+    label = f"Open lead {md(reference)}"
     try:
         st.page_link("pages/lead.py", label=label, query_params={"id": str(lead_id)})
     except StreamlitAPIException:
@@ -125,7 +117,7 @@ def phone_link(phone: str | None) -> None:
     """The phone number in national format as a click-to-call link."""
     url = tel_url(phone)
     if phone and url:
-        st.markdown(f":material/call: [{md_escape(format_phone_national(phone))}]({url})")
+        st.markdown(f":material/call: [{md(format_phone_national(phone))}]({url})")
     else:
         st.caption("No phone number")
 

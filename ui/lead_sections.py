@@ -28,13 +28,13 @@ from ui.consult_widgets import (
     flash,
     forget,
     local_today,
-    md_escape,
     run_action,
     show_flash,
     slot_picker,
     status_badge,
     when,
 )
+from ui.plain import md
 
 CONSULT = "lead_consult_"
 SCREEN = "lead_screen_"
@@ -60,7 +60,7 @@ def consult_section(lead_id: int) -> None:
         with st.container(border=True):
             top, badge = st.columns([4, 1], vertical_alignment="center")
             top.markdown(
-                f"**{when(consult.starts_at, config)}** with {md_escape(consult.provider_name)}"
+                f"**{when(consult.starts_at, config)}** with {md(consult.provider_name)}"
             )
             with badge:
                 status_badge(consult.status)
@@ -76,7 +76,7 @@ def consult_section(lead_id: int) -> None:
         with st.container(border=True):
             top, badge = st.columns([4, 1], vertical_alignment="center")
             top.markdown(
-                f"**{when(booked.starts_at, config)}** with {md_escape(booked.provider_name)}"
+                f"**{when(booked.starts_at, config)}** with {md(booked.provider_name)}"
             )
             with badge:
                 status_badge(booked.status)
@@ -154,10 +154,10 @@ def screening_section(lead_id: int) -> None:
         checklist = screening.get_checklist(session=s, actor=actor, lead_id=lead_id)
     latest = checklist.latest
     if latest is not None:
-        by = f" by {md_escape(latest.decided_by)}" if latest.decided_by else ""
+        by = f" by {md(latest.decided_by)}" if latest.decided_by else ""
         st.markdown(
             f"**{OUTCOME_LABELS[latest.outcome]}**{by}, "
-            f"{md_escape(format_local(latest.decided_at, config.timezone, f'{DAY_FMT}, {TIME_FMT}'))}"
+            f"{md(format_local(latest.decided_at, config.timezone, f'{DAY_FMT}, {TIME_FMT}'))}"
         )
         if latest.reason:
             st.text(latest.reason)
@@ -187,7 +187,7 @@ def _screening_summary(checklist: Checklist) -> None:
         f"{unanswered} of {len(checklist.items)} items not answered yet." if unanswered else ""
     )
     if concerning:
-        lines = [f"- {md_escape(i.question)} **{md_escape(i.concern or '')}**" for i in concerning]
+        lines = [f"- {md(i.question)} **{md(i.concern or '')}**" for i in concerning]
         if open_line:
             lines.append(f"- {open_line}")
         st.warning(
@@ -206,7 +206,7 @@ def _checklist_form(lead_id: int, checklist: Checklist, *, tz: str, may_answer: 
         for item in checklist.items:
             answer_key, note_key, sys_key, dia_key = _keys(item.item.value)
             flag = " :material/warning:" if item.concern else ""
-            st.markdown(f"{md_escape(item.question)}{flag}")
+            st.markdown(f"{md(item.question)}{flag}")
             answer, note = st.columns([1, 1.2], vertical_alignment="center")
             answer.segmented_control(
                 item.question,
@@ -226,7 +226,7 @@ def _checklist_form(lead_id: int, checklist: Checklist, *, tz: str, may_answer: 
             )
             if item.updated_by:
                 st.caption(
-                    f"Answered by {md_escape(item.updated_by)}, "
+                    f"Answered by {md(item.updated_by)}, "
                     f"{format_local(item.updated_at, tz, DAY_FMT)}"
                 )
             if item.item == screening.I.HYPERTENSION:
@@ -384,7 +384,7 @@ def infusion_section(lead_id: int) -> None:
     for appt in series.appointments:
         with st.container(border=True):
             what, badge, *buttons = st.columns([4, 1.2, 1.2, 1.2, 1.2], vertical_alignment="center")
-            room = f" · {md_escape(appt.room)}" if appt.room else ""
+            room = f" · {md(appt.room)}" if appt.room else ""
             label = "First infusion" if appt.number == 1 else f"Infusion {appt.number}"
             what.markdown(
                 f"**{label}** · {when(appt.starts_at, config)} · {appt.duration_minutes} min{room}"

@@ -55,6 +55,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     tuple_,
     union_all,
     values,
@@ -707,7 +708,9 @@ def trend(session: Session, f: Filters, *, today: date, weeks: int = 52) -> list
 
     # One index range count per (week, area) instead of grouping every lead of the year: the
     # area-first indexes hand each count its rows already in place, with no temporary b-tree.
-    def weekly(area_test: Callable[[Any], ColumnElement[bool]], area: Any) -> Select:  # type: ignore[type-arg]
+    def weekly(
+        area_test: Callable[[Any], ColumnElement[bool]], area: Any, areas: Any = None
+    ) -> Select:  # type: ignore[type-arg]
         def count(stamp: Any) -> Any:
             return (
                 select(func.count())
@@ -715,13 +718,15 @@ def trend(session: Session, f: Filters, *, today: date, weeks: int = 52) -> list
                 .scalar_subquery()
             )
 
-        return select(w.c.i, area, count(L.created_at), count(L[INFUSED]))
+        # Every week times every area, on purpose: an explicit cross join says so.
+        grid = w.join(areas, true()) if areas is not None else w
+        return select(w.c.i, area, count(L.created_at), count(L[INFUSED])).select_from(grid)
 
     parts = []
     real = [k for k in keys if k != 0]
     if real:
         a = values(column("a", Integer), name="a").data([(k,) for k in real]).cte("a")
-        parts.append(weekly(lambda x: L.service_area_id == x, a.c.a))
+        parts.append(weekly(lambda x: L.service_area_id == x, a.c.a, a))
     if 0 in keys:
         parts.append(weekly(lambda _x: L.service_area_id.is_(None), literal(0)))
     counts: dict[tuple[int, int], list[int]] = {}

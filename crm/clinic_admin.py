@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import time
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -246,25 +246,42 @@ def save_area(
         "active": bool(active),
         "sort_order": int(sort_order),
     }
-    area = ServiceArea(name=name) if area_id is None else session.get(ServiceArea, area_id)
-    if area is None:
-        raise NotFound("No such service area.")
-    before = {k: getattr(area, k) for k in values} if area_id is not None else {}
+    return _save_row(session, actor, ServiceArea, area_id, values, kind="area", what="service area")
+
+
+CatalogRow = TypeVar("CatalogRow", ServiceArea, Service)
+
+
+def _save_row(
+    session: Session,
+    actor: Actor,
+    model: type[CatalogRow],
+    row_id: int | None,
+    values: dict[str, Any],
+    *,
+    kind: str,
+    what: str,
+) -> int:
+    """Create (row_id None) or change one catalogue row and audit the fields that changed."""
+    row = model(name=values["name"]) if row_id is None else session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"No such {what}.")
+    before = {k: getattr(row, k) for k in values} if row_id is not None else {}
     for key, value in values.items():
-        setattr(area, key, value)
-    session.add(area)
+        setattr(row, key, value)
+    session.add(row)
     session.flush()
     changed = audit.diff(before, values)
     if changed:
         audit.record(
             session,
             actor_id=actor.id,
-            action="area.create" if area_id is None else "area.update",
-            entity="servicearea",
-            entity_id=area.id,
+            action=f"{kind}.create" if row_id is None else f"{kind}.update",
+            entity=str(model.__tablename__),
+            entity_id=row.id,
             details=changed,
         )
-    return area.id or 0
+    return row.id or 0
 
 
 # A service of the catalogue as the settings page edits it.
@@ -314,25 +331,7 @@ def save_service(
         "active": bool(active),
         "sort_order": int(sort_order),
     }
-    service = Service(name=name) if service_id is None else session.get(Service, service_id)
-    if service is None:
-        raise NotFound("No such service.")
-    before = {k: getattr(service, k) for k in values} if service_id is not None else {}
-    for key, value in values.items():
-        setattr(service, key, value)
-    session.add(service)
-    session.flush()
-    changed = audit.diff(before, values)
-    if changed:
-        audit.record(
-            session,
-            actor_id=actor.id,
-            action="service.create" if service_id is None else "service.update",
-            entity="service",
-            entity_id=service.id,
-            details=changed,
-        )
-    return service.id or 0
+    return _save_row(session, actor, Service, service_id, values, kind="service", what="service")
 
 
 # --- API keys (the website's form posts) -----------------------------------------------------

@@ -422,6 +422,35 @@ def _set_status(consult: Consult, status: ConsultStatus, now: datetime) -> str:
     return before
 
 
+def _end_booked(
+    session: Session,
+    consult: Consult,
+    lead: Lead,
+    actor: Actor,
+    status: ConsultStatus,
+    now: datetime,
+    *,
+    note: str,
+    action: str,
+    details: dict[str, list[object]] | None = None,
+) -> None:
+    """A booked consult that won't happen (cancelled, missed): the lead goes back to contacted."""
+    before = _set_status(consult, status, now)
+    session.add(consult)
+    session.flush()
+    _back_to_contacted(session, lead, actor, now, note=note)
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action=action,
+        lead_id=lead.id,
+        entity="consult",
+        entity_id=consult.id,
+        details={"status": [before, consult.status], **(details or {})},
+        at=now,
+    )
+
+
 def cancel_consult(
     *,
     session: Session,
@@ -438,22 +467,17 @@ def cancel_consult(
         raise InvalidInput(
             f"Only a booked consult can be cancelled (this one is {consult.status})."
         )
-    before = _set_status(consult, ConsultStatus.CANCELLED, now)
-    session.add(consult)
-    session.flush()
-    _back_to_contacted(session, lead, actor, now, note="Consult cancelled")
-    audit.record(
+    reason_text = (reason or "").strip()[:REASON_MAX] or None
+    _end_booked(
         session,
-        actor_id=actor.id,
+        consult,
+        lead,
+        actor,
+        ConsultStatus.CANCELLED,
+        now,
+        note="Consult cancelled",
         action="consult.cancel",
-        lead_id=lead.id,
-        entity="consult",
-        entity_id=consult.id,
-        details={
-            "status": [before, consult.status],
-            "reason": [None, (reason or "").strip()[:REASON_MAX] or None],
-        },
-        at=now,
+        details={"reason": [None, reason_text]},
     )
     return consult
 
@@ -475,19 +499,15 @@ def mark_no_show(
         )
     if as_utc(consult.starts_at) > now:
         raise InvalidInput("This consult hasn't started yet; it can't be a no-show.")
-    before = _set_status(consult, ConsultStatus.NO_SHOW, now)
-    session.add(consult)
-    session.flush()
-    _back_to_contacted(session, lead, actor, now, note="Consult no-show")
-    audit.record(
+    _end_booked(
         session,
-        actor_id=actor.id,
+        consult,
+        lead,
+        actor,
+        ConsultStatus.NO_SHOW,
+        now,
+        note="Consult no-show",
         action="consult.no_show",
-        lead_id=lead.id,
-        entity="consult",
-        entity_id=consult.id,
-        details={"status": [before, consult.status]},
-        at=now,
     )
     return consult
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import zipcodes
 from sqlmodel import Session, col, select
@@ -34,6 +38,33 @@ DEFAULT_SERVICES: list[str] = [
 ]
 
 OUT_OF_AREA = "Out of area"
+
+# Intake resolves an area and a service for every inquiry; the catalogue changes rarely.
+# Reads are kept this long per process and database; a change saved through the settings
+# page clears them at commit, other processes see it within this time.
+CACHE_SECONDS = 5.0
+_cache: dict[tuple[Any, str], tuple[float, Any]] = {}
+_cache_lock = threading.Lock()
+T = TypeVar("T")
+
+
+def _cached(session: Session, name: str, load: Callable[[], list[T]]) -> list[T]:
+    key = (session.get_bind().engine.url, name)  # a URL is an immutable, hashable tuple
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and now - hit[0] < CACHE_SECONDS:
+        return list(hit[1])
+    value = load()
+    with _cache_lock:
+        _cache[key] = (now, tuple(value))
+    return list(value)
+
+
+def invalidate() -> None:
+    """Forget cached catalogue reads (called when the clinic edits areas or services)."""
+    with _cache_lock:
+        _cache.clear()
 
 
 @dataclass(frozen=True)
@@ -68,8 +99,14 @@ def seed_defaults(session: Session) -> None:
 
 def area_rules(session: Session) -> list[AreaRule]:
     """The active service areas with their matching rules."""
+    return _cached(session, "area_rules", lambda: _load_area_rules(session))
+
+
+def _load_area_rules(session: Session) -> list[AreaRule]:
     rows = session.exec(
-        select(ServiceArea).where(col(ServiceArea.active).is_(True)).order_by(col(ServiceArea.sort_order))
+        select(ServiceArea)
+        .where(col(ServiceArea.active).is_(True))
+        .order_by(col(ServiceArea.sort_order))
     ).all()
     return [
         AreaRule(
@@ -96,7 +133,9 @@ def zip_place(zip_code: str) -> tuple[str, str, str] | None:
     return (m.get("city") or "", m.get("county") or "", m.get("state") or "")
 
 
-def resolve_area(rules: list[AreaRule], *, zip_code: str | None, city: str | None = None) -> AreaRule | None:
+def resolve_area(
+    rules: list[AreaRule], *, zip_code: str | None, city: str | None = None
+) -> AreaRule | None:
     """The service area a ZIP code (or city) falls in, or None for out of area."""
     zip5 = (zip_code or "")[:5]
     for rule in rules:
@@ -118,7 +157,13 @@ def resolve_area(rules: list[AreaRule], *, zip_code: str | None, city: str | Non
 
 def services(session: Session, *, active_only: bool = True) -> list[tuple[int, str]]:
     """The service catalogue as (id, name), in display order."""
-    query = select(col(Service.id), col(Service.name)).order_by(col(Service.sort_order), col(Service.name))
+    return _cached(session, f"services:{active_only}", lambda: _load_services(session, active_only))
+
+
+def _load_services(session: Session, active_only: bool) -> list[tuple[int, str]]:
+    query = select(col(Service.id), col(Service.name)).order_by(
+        col(Service.sort_order), col(Service.name)
+    )
     if active_only:
         query = query.where(col(Service.active).is_(True))
     return [(int(i or 0), n) for i, n in session.exec(query).all()]

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func
+from sqlalchemy import event, func
 from sqlmodel import Session, col, select
 
-from crm import apikeys, audit, clinic_settings
+from crm import apikeys, audit, catalog, clinic_settings
 from crm.access import Actor, Perm, require
 from crm.clinic_settings import WEEKDAYS, ClinicConfig
 from crm.errors import CRMError, NotFound
@@ -271,6 +271,10 @@ def _save_row(
         setattr(row, key, value)
     session.add(row)
     session.flush()
+    # Intake caches the catalogue; drop it now and again once the change is committed.
+    catalog.invalidate()
+    for moment in ("after_commit", "after_rollback"):
+        event.listen(session, moment, lambda _s: catalog.invalidate(), once=True)
     changed = audit.diff(before, values)
     if changed:
         audit.record(

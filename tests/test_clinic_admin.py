@@ -177,3 +177,22 @@ def test_weekly_availability_is_read_from_lines() -> None:
         clinic_admin.parse_windows("someday 09:00-12:00")
     with pytest.raises(SettingsInvalid, match="end after it starts"):
         clinic_admin.parse_windows("fri 12:00-09:00")
+
+
+def test_a_saved_service_area_places_the_next_inquiry_at_once(session: Session) -> None:
+    """Intake caches the catalogue; a change saved on the settings page clears that cache."""
+
+    admin = actor_of(make_user(session, role=Role.ADMIN))
+    assert catalog.resolve_area(catalog.area_rules(session), zip_code="20164") is not None
+    area_id = clinic_admin.save_area(
+        session=session,
+        actor=admin,
+        area_id=None,
+        name="Sterling",
+        counties=[],
+        cities=[],
+        zip_codes=["20164"],
+    )
+    session.commit()
+    placed = catalog.resolve_area(catalog.area_rules(session), zip_code="20164")
+    assert placed is not None and placed.id == area_id

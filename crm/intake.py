@@ -36,7 +36,6 @@ __all__ = [
     "log_phone_inquiry",
     "new_reference",
     "next_steps",
-    "placement_label",
     "submit",
     "submit_form",
 ]
@@ -92,13 +91,6 @@ def new_reference() -> str:
     return REFERENCE_PREFIX + "".join(
         secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH)
     )
-
-
-def placement_label(*, area_name: str | None, out_of_area: bool) -> str:
-    """How a lead's place reads in lists: the area's name, "Out of area" or "Unknown"."""
-    if out_of_area:
-        return catalog.OUT_OF_AREA
-    return area_name or "Unknown"
 
 
 def submit(
@@ -268,7 +260,9 @@ def submit_form(
 ) -> IntakeResult:
     """Validate raw form values with the clinic's services, then submit; raises FieldErrors."""
     # The forms offer the catalogue as choices; the API and imports may name anything.
-    names = [name for _id, name in catalog.services(session)] if mode in ("public", "phone") else None
+    names = (
+        [name for _id, name in catalog.services(session)] if mode in ("public", "phone") else None
+    )
     data = validate_intake(
         values,
         mode=mode,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 from sqlmodel import Session, col, select
 
-from crm import audit, clinic_settings, sla
+from crm import audit, catalog, clinic_settings, sla
 from crm.access import Actor, Perm, require
 from crm.clinic_settings import ClinicConfig
 from crm.concurrency import bump, lock_lead
@@ -453,7 +453,7 @@ def _row(r: Any, now: datetime, config: ClinicConfig) -> QueueRow:
 def placement(area: str | None, out_of_area: bool) -> str:
     """The lead's service area as lists show it: the area, "Out of area" or "Unknown"."""
     if out_of_area:
-        return "Out of area"
+        return catalog.OUT_OF_AREA
     return area or "Unknown"
 
 

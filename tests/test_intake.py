@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
-from crm import intake
+from crm import intake, triage
 from crm.clinic_settings import ClinicConfig
 from crm.enums import Outcome, Role, Source, Stage
 from crm.errors import PermissionDenied
@@ -193,7 +193,7 @@ def test_a_zip_outside_every_area_is_kept_and_marked_out_of_area(session: Sessio
     result = send(session, zip_code="90210")
     lead = session.get(Lead, result.lead_id)
     assert lead is not None and lead.out_of_area and lead.service_area_id is None
-    assert intake.placement_label(area_name=None, out_of_area=True) == "Out of area"
+    assert triage.placement(None, True) == "Out of area"
 
 
 def test_a_phone_inquiry_keeps_the_callers_words_as_the_first_note(session: Session) -> None:
